@@ -1,0 +1,139 @@
+# mcbuild: make for compressed models.  See README.md.
+.SUFFIXES:
+
+VERSION = 0.1.0
+PREFIX = /usr/local
+CC = cc
+OPT = -O2
+SAN =
+BUILD = build
+SHARED = $(CURDIR)/../shared
+
+-include config.mk
+
+PKGS = yaml-0.1 libzstd openblas libcrypto jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-sign-compare
+MCB_CFLAGS = -std=c11 -g $(OPT) $(SAN) $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) \
+	-DMCB_VERSION='"$(VERSION)"' $(CFLAGS)
+MCB_LIBS = $(SAN) $(PKG_LIBS) -lpthread -lm $(LDFLAGS)
+
+# Layers (README, "Architecture"): base <- cache <- runtime <- compiler <- main.
+BASE_OBJ = $(BUILD)/runtime/err.o $(BUILD)/runtime/arena.o $(BUILD)/runtime/buf.o \
+	$(BUILD)/runtime/hash.o $(BUILD)/runtime/os.o $(BUILD)/runtime/json.o
+CACHE_OBJ = $(BUILD)/cache/store.o $(BUILD)/cache/action.o $(BUILD)/cache/statcache.o
+FMT_OBJ = $(BUILD)/runtime/tensor.o $(BUILD)/runtime/model.o $(BUILD)/runtime/llama2c.o \
+	$(BUILD)/runtime/gguf.o $(BUILD)/runtime/safetensors.o $(BUILD)/runtime/hf.o
+QUANT_OBJ = $(BUILD)/runtime/quant.o
+STEP_OBJ = $(BUILD)/runtime/blas.o $(BUILD)/runtime/step.o $(BUILD)/runtime/step_import.o \
+	$(BUILD)/runtime/step_quantize.o $(BUILD)/runtime/step_export.o \
+	$(BUILD)/runtime/step_bundle.o
+FRONT_OBJ = $(BUILD)/compiler/yaml.o $(BUILD)/compiler/diag.o $(BUILD)/compiler/schema.o \
+	$(BUILD)/compiler/technique.o $(BUILD)/compiler/recipe.o $(BUILD)/gen/builtin.o
+CORE_OBJ = $(BUILD)/compiler/plan.o $(BUILD)/compiler/build.o $(BUILD)/compiler/explain.o
+ALL_OBJ = $(BASE_OBJ) $(CACHE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(STEP_OBJ) $(FRONT_OBJ) $(CORE_OBJ)
+
+HW_YAML = recipes/hardware/gpu-nvidia.yaml recipes/hardware/cpu.yaml
+
+# Unit tests, grouped by the layers they link.
+BASE_TESTS = test_base
+CACHE_TESTS = test_store test_action test_statcache
+FMT_TESTS = test_tensor test_gguf test_safetensors test_llama2c test_model test_hf
+QUANT_TESTS = test_quant
+FRONT_TESTS = test_yaml test_diag test_schema test_recipe
+CORE_TESTS = test_plan test_steps
+UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(FRONT_TESTS) $(CORE_TESTS)
+UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
+HARNESS = $(BUILD)/tests/harness.o
+
+all: mcbuild
+
+mcbuild: $(BUILD)/mcbuild
+	cp $(BUILD)/mcbuild $@
+
+$(BUILD)/mcbuild: $(BUILD)/compiler/main.o $(ALL_OBJ)
+	$(CC) -o $@ $(BUILD)/compiler/main.o $(ALL_OBJ) $(MCB_LIBS)
+
+$(BUILD)/%.o: %.c include/mcb/*.h
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -c -o $@ $<
+
+# Built-in hardware profiles, compiled into the binary as C string literals.
+$(BUILD)/gen/builtin.c: $(HW_YAML) Makefile
+	@mkdir -p $(@D)
+	{ echo '#include "mcb/builtin.h"'; \
+	  echo 'const struct mcb_builtin_file mcb_builtin_files[] = {'; \
+	  for f in $(HW_YAML); do \
+	    echo "{\"$$f\","; \
+	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; \
+	    echo '},'; \
+	  done; \
+	  echo '{0, 0}};'; } > $@
+
+$(BUILD)/gen/builtin.o: $(BUILD)/gen/builtin.c
+	$(CC) $(MCB_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/unit/%.c tests/unit/harness.h include/mcb/*.h
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -Itests/unit -c -o $@ $<
+
+$(BASE_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
+$(CACHE_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(CACHE_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
+$(FMT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FMT_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
+$(QUANT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
+$(FRONT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FRONT_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
+$(CORE_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(ALL_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
+
+$(HARNESS): tests/unit/harness.c tests/unit/harness.h
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -Itests/unit -c -o $@ tests/unit/harness.c
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do \
+	  MCB_SHARED=$(SHARED) MCB_TESTDATA=tests/data $$t || fail=1; \
+	done; exit $$fail
+
+golden: $(BUILD)/mcbuild
+	MCB_SHARED=$(SHARED) sh tests/cli/run.sh $(BUILD)/mcbuild
+
+compat: $(BUILD)/mcbuild
+	MCB_SHARED=$(SHARED) sh tests/compat/run.sh $(BUILD)/mcbuild
+
+test: all unit golden compat
+
+# The same tests (without the third-party runtimes) under ASan and UBSan.
+check:
+	$(MAKE) BUILD=build/san OPT=-O1 \
+		SAN='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' \
+		unit golden
+
+bench: $(BUILD)/mcbuild
+	MCB_SHARED=$(SHARED) sh bench/run.sh $(BUILD)/mcbuild
+
+DEB_PKGS = build-essential pkg-config libyaml-dev liblua5.4-dev libzstd-dev zstd \
+	libopenblas-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libssl-dev openssl \
+	libcurl4-openssl-dev libjansson-dev python3 python3-numpy
+
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PKGS)
+	command -v npm >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+	cd tests/compat && npm install --omit=optional --no-audit --no-fund
+
+install: mcbuild
+	mkdir -p $(DESTDIR)$(PREFIX)/bin
+	cp mcbuild $(DESTDIR)$(PREFIX)/bin/mcbuild
+	chmod 755 $(DESTDIR)$(PREFIX)/bin/mcbuild
+
+clean:
+	rm -rf build mcbuild
+
+.PHONY: all test unit golden compat check bench deps install clean

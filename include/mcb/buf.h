@@ -1,0 +1,34 @@
+/*
+ * buf: a growable byte buffer, always NUL-terminated after len bytes.
+ * Growth failure is fatal (bookkeeping data only).
+ */
+#ifndef MCB_BUF_H
+#define MCB_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct mcb_buf {
+	char *data; /* NULL until first append; else NUL at data[len] */
+	size_t len; /* bytes used, excluding the NUL */
+	size_t cap; /* bytes allocated */
+};
+
+#define MCB_BUF_INIT {NULL, 0, 0}
+
+void mcb_buf_release(struct mcb_buf *b);
+/* Make room for n more bytes beyond len. */
+void mcb_buf_grow(struct mcb_buf *b, size_t n);
+void mcb_buf_add(struct mcb_buf *b, const void *p, size_t n);
+void mcb_buf_adds(struct mcb_buf *b, const char *s);
+void mcb_buf_addc(struct mcb_buf *b, char c);
+void mcb_buf_printf(struct mcb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mcb_buf_vprintf(struct mcb_buf *b, const char *fmt, va_list ap);
+/* Reset len to 0, keeping the allocation. */
+void mcb_buf_reset(struct mcb_buf *b);
+/* The contents as a C string ("" when empty; never NULL). */
+const char *mcb_buf_str(const struct mcb_buf *b);
+/* Hand the allocation to the caller (free() it); b becomes empty. */
+char *mcb_buf_detach(struct mcb_buf *b, size_t *len);
+
+#endif

@@ -1,0 +1,116 @@
+/*
+ * gguf: reader and writer for GGUF v3 (ggml-org/ggml docs/gguf.md).
+ *
+ * The reader maps the file and validates it as hostile input: checked
+ * arithmetic, caps on counts and string lengths, strict tensor offsets (each
+ * must equal the running padded sum, as ggml requires), data within the file.
+ * The writer produces exactly that layout.
+ */
+#ifndef MCB_GGUF_H
+#define MCB_GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mcb/arena.h"
+#include "mcb/os.h"
+
+struct mcb_errctx;
+
+#define MCB_GGUF_MAGIC 0x46554747u /* "GGUF" little-endian */
+#define MCB_GGUF_VERSION 3
+#define MCB_GGUF_DEFAULT_ALIGN 32
+#define MCB_GGUF_MAX_DIMS 4
+#define MCB_GGUF_MAX_NAME 63 /* tensor names are shorter than 64 bytes */
+
+enum mcb_gguf_vtype {
+	MCB_GGUF_U8 = 0,
+	MCB_GGUF_I8 = 1,
+	MCB_GGUF_U16 = 2,
+	MCB_GGUF_I16 = 3,
+	MCB_GGUF_U32 = 4,
+	MCB_GGUF_I32 = 5,
+	MCB_GGUF_F32 = 6,
+	MCB_GGUF_BOOL = 7,
+	MCB_GGUF_STR = 8,
+	MCB_GGUF_ARR = 9,
+	MCB_GGUF_U64 = 10,
+	MCB_GGUF_I64 = 11,
+	MCB_GGUF_F64 = 12
+};
+
+struct mcb_gguf_str {
+	const char *s; /* NUL-terminated copy (may contain no NUL inside: checked) */
+	uint64_t len;
+};
+
+struct mcb_gguf_value {
+	uint32_t type; /* enum mcb_gguf_vtype */
+	union {
+		uint64_t u;   /* U8 U16 U32 U64 BOOL */
+		int64_t i;    /* I8 I16 I32 I64 */
+		double f;     /* F32 F64 */
+		struct mcb_gguf_str str;
+		struct {
+			uint32_t type;    /* element type; never ARR (nested arrays are rejected) */
+			uint64_t count;
+			const void *data; /* numeric: count packed little-endian elements of the
+			                     element type; STR: count struct mcb_gguf_str */
+		} arr;
+	} v;
+};
+
+struct mcb_gguf_kv {
+	const char *key;
+	struct mcb_gguf_value val;
+};
+
+struct mcb_gguf_tensor {
+	const char *name;
+	uint32_t n_dims;
+	uint64_t ne[MCB_GGUF_MAX_DIMS]; /* ne[0] is contiguous; unused entries are 1 */
+	uint32_t type;                  /* ggml type id */
+	uint64_t offset;                /* relative to the data section */
+	uint64_t nbytes;                /* computed from ne and type */
+	const void *data;               /* inside the map */
+};
+
+struct mcb_gguf {
+	struct mcb_arena arena; /* keys, strings, arrays, infos */
+	struct mcb_map map;
+	uint32_t version;
+	uint64_t alignment;
+	struct mcb_gguf_kv *kv;
+	size_t nkv;
+	struct mcb_gguf_tensor *tensors;
+	size_t ntensors;
+	uint64_t data_offset; /* file offset of the data section */
+};
+
+/* Map and validate path.  Every error names the file and the byte offset. */
+int mcb_gguf_open(const char *path, struct mcb_gguf *g, struct mcb_errctx *e);
+void mcb_gguf_close(struct mcb_gguf *g);
+const struct mcb_gguf_kv *mcb_gguf_find(const struct mcb_gguf *g, const char *key);
+const struct mcb_gguf_tensor *mcb_gguf_find_tensor(const struct mcb_gguf *g, const char *name);
+
+/* Writer: collect keys and tensors, then write the file in one pass. */
+struct mcb_gguf_writer;
+
+struct mcb_gguf_writer *mcb_gguf_writer_new(void);
+void mcb_gguf_writer_free(struct mcb_gguf_writer *w);
+/* Add a key (copied deeply; later keys with the same name replace earlier ones). */
+void mcb_gguf_set(struct mcb_gguf_writer *w, const char *key, const struct mcb_gguf_value *v);
+void mcb_gguf_set_u32(struct mcb_gguf_writer *w, const char *key, uint32_t v);
+void mcb_gguf_set_i32(struct mcb_gguf_writer *w, const char *key, int32_t v);
+void mcb_gguf_set_f32(struct mcb_gguf_writer *w, const char *key, float v);
+void mcb_gguf_set_bool(struct mcb_gguf_writer *w, const char *key, int v);
+void mcb_gguf_set_str(struct mcb_gguf_writer *w, const char *key, const char *s);
+/* Add a tensor; data (nbytes, borrowed until mcb_gguf_write returns) must
+ * match ne and type.  ne is in GGUF order (ne[0] contiguous). */
+int mcb_gguf_add_tensor(struct mcb_gguf_writer *w, const char *name, uint32_t ggml_type,
+			uint32_t n_dims, const uint64_t *ne, const void *data, uint64_t nbytes,
+			struct mcb_errctx *e);
+/* Write the file to path (not atomically: callers write into a scratch dir). */
+int mcb_gguf_write(struct mcb_gguf_writer *w, const char *path, struct mcb_errctx *e);
+
+#endif

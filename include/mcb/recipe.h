@@ -1,0 +1,136 @@
+/*
+ * recipe: the workspace (mcbuild.yaml plus included files and the built-in
+ * hardware profiles) loaded, checked and resolved into targets.
+ *
+ * Loading reports every problem at once to a struct mcb_diags.  Resolving a
+ * request ("targets/a100-int8", or a directory prefix "targets/") yields
+ * checked targets: model, hardware profile (aliases followed), scheme and
+ * export format, ready for compiler/plan.c.
+ */
+#ifndef MCB_RECIPE_H
+#define MCB_RECIPE_H
+
+#include <stddef.h>
+
+#include "mcb/arena.h"
+#include "mcb/diag.h"
+
+struct json_t;
+struct mcb_node;
+struct mcb_technique;
+
+#define MCB_RECIPE_FILE "mcbuild.yaml"
+#define MCB_RECIPE_MAX_BYTES (4u << 20)
+#define MCB_RECIPE_MAX_INCLUDES 64
+
+struct mcb_model_decl {
+	const char *name;
+	struct mcb_loc loc;        /* the name's key */
+	const char *path;          /* absolute path of the model file */
+	const char *format;        /* "auto", "llama2c", "gguf", "safetensors" */
+	const char *config;        /* absolute path of config.json (safetensors), else NULL */
+};
+
+struct mcb_dataset_decl {
+	const char *name;
+	struct mcb_loc loc;
+	const char *path;          /* absolute */
+	const char *kind;          /* "tokens", "text", "labelled" */
+};
+
+struct mcb_stack_entry {
+	const struct mcb_technique *tech;
+	struct mcb_loc loc;        /* the entry in its scheme */
+	struct json_t *params;     /* canonical: every parameter, defaults filled; owned */
+};
+
+struct mcb_scheme {
+	const char *name;
+	struct mcb_loc loc;
+	struct mcb_stack_entry *stack; /* nstack entries, "use:" already spliced in */
+	size_t nstack;
+};
+
+struct mcb_hw {
+	const char *name;
+	struct mcb_loc loc;
+	int builtin;               /* 1: from recipes/hardware/, not overridden */
+	const struct mcb_hw *alias;/* non-NULL: this name is an alias of that profile
+	                              (already followed: never an alias itself) */
+	const char *description;
+	const char *kind;          /* "gpu", "cpu", "npu" */
+	double memory_gb;          /* device (or host) memory */
+	double bandwidth_gbs;      /* memory bandwidth, GB/s */
+	const char **supports;     /* capabilities (mcb_capabilities) */
+	size_t nsupports;
+	const char **formats;      /* export formats, preferred first; nformats >= 1 */
+	size_t nformats;
+	struct json_t *json;       /* the resolved profile (base: applied), canonical; owned */
+};
+
+struct mcb_rule {
+	const char *pattern;       /* "targets/{hw}-{scheme}" or an explicit path */
+	struct mcb_loc loc;
+	int is_pattern;
+	const struct mcb_node *body;
+};
+
+struct mcb_target {
+	const char *path;          /* clean relative path inside the workspace */
+	const struct mcb_rule *rule;
+	const struct mcb_model_decl *model;
+	const char *hw_name;       /* as written or matched (may be an alias) */
+	const struct mcb_hw *hw;   /* the profile (alias followed) */
+	const struct mcb_scheme *scheme;
+	const char *export_format; /* "gguf" or "safetensors" */
+	struct json_t *resolved;   /* canonical definition: model, hardware, stack params,
+	                              export (the manifest's recipe section); owned */
+};
+
+struct mcb_workspace {
+	struct mcb_arena arena;    /* everything below */
+	const char *root;          /* absolute workspace directory */
+	const char **files;        /* recipe files loaded, root first (display paths) */
+	size_t nfiles;
+	const char *cache_dir;     /* absolute, from cache: dir:, or NULL for the default */
+	struct mcb_model_decl *models;   size_t nmodels;
+	struct mcb_dataset_decl *datasets; size_t ndatasets;
+	struct mcb_scheme *schemes;      size_t nschemes;
+	struct mcb_hw *hw;               size_t nhw;   /* built-in and workspace, by name */
+	struct mcb_rule *rules;          size_t nrules;
+	struct mcb_target **declared;    size_t ndeclared; /* explicit + matrix instances */
+	const char **defaults;           size_t ndefaults; /* default: targets (paths) */
+};
+
+/*
+ * Find the workspace root: the nearest directory at or above start holding
+ * mcbuild.yaml.  Stores an arena string in *root.  MCB_ENOENT when none.
+ */
+int mcb_workspace_find(struct mcb_arena *a, const char *start, char **root);
+
+/*
+ * Load and check root/mcbuild.yaml, its includes and the built-in hardware
+ * profiles.  display_prefix is prepended to recipe paths in messages (the
+ * workspace's path relative to the cwd, "" when it is the cwd).  Returns 0,
+ * or MCB_ERECIPE when d holds errors.  Release with mcb_workspace_release even
+ * on failure.
+ */
+int mcb_workspace_load(struct mcb_workspace *ws, const char *root, const char *display_prefix,
+		       struct mcb_diags *d);
+void mcb_workspace_release(struct mcb_workspace *ws);
+
+/*
+ * Resolve one request: an exact target path (explicit rule first, then
+ * patterns) or a directory prefix ("targets/" or "targets") naming every
+ * declared target under it.  Appends to *out (growing *n, arena-allocated,
+ * no duplicates).  Errors (no rule matches, ambiguous split, ambiguous rules,
+ * hardware cannot run the scheme, format cannot store it) go to d; returns 0
+ * or MCB_ERECIPE.
+ */
+int mcb_workspace_resolve(struct mcb_workspace *ws, const char *request,
+			  struct mcb_target ***out, size_t *n, struct mcb_diags *d);
+
+/* The hardware profile called name (aliases not followed), or NULL. */
+const struct mcb_hw *mcb_workspace_hw(const struct mcb_workspace *ws, const char *name);
+
+#endif

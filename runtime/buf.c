@@ -1,0 +1,99 @@
+/* buf: growable byte buffer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcb/buf.h"
+#include "mcb/err.h"
+
+void mcb_buf_release(struct mcb_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void mcb_buf_grow(struct mcb_buf *b, size_t n)
+{
+	size_t need;
+
+	if (mcb_add_ok(b->len, n, &need) || mcb_add_ok(need, 1, &need))
+		mcb_die("buffer size overflows");
+	if (need <= b->cap)
+		return;
+	if (b->cap && need < b->cap * 2)
+		need = b->cap * 2;
+	if (need < 64)
+		need = 64;
+	b->data = mcb_xrealloc(b->data, need);
+	b->cap = need;
+}
+
+void mcb_buf_add(struct mcb_buf *b, const void *p, size_t n)
+{
+	mcb_buf_grow(b, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void mcb_buf_adds(struct mcb_buf *b, const char *s)
+{
+	mcb_buf_add(b, s, strlen(s));
+}
+
+void mcb_buf_addc(struct mcb_buf *b, char c)
+{
+	mcb_buf_add(b, &c, 1);
+}
+
+void mcb_buf_vprintf(struct mcb_buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		mcb_die("bad format string '%s'", fmt);
+	mcb_buf_grow(b, (size_t)n);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
+void mcb_buf_printf(struct mcb_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	mcb_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+}
+
+void mcb_buf_reset(struct mcb_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+const char *mcb_buf_str(const struct mcb_buf *b)
+{
+	return b->data ? b->data : "";
+}
+
+char *mcb_buf_detach(struct mcb_buf *b, size_t *len)
+{
+	char *p;
+
+	if (!b->data)
+		mcb_buf_grow(b, 0), b->data[0] = '\0';
+	p = b->data;
+	if (len)
+		*len = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return p;
+}

@@ -1,0 +1,131 @@
+/* harness: see harness.h. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static const char *current;
+static int current_failed, current_skipped;
+static int nrun, nfailed, nskipped;
+static char tmpbuf[4096], pathbuf[4096];
+static unsigned ntmp;
+
+void mcbt_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s:%d: %s: check failed: ", file, line, current ? current : "?");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	current_failed = 1;
+}
+
+void mcbt_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "SKIPPED %s: ", current ? current : "?");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	current_skipped = 1;
+}
+
+void mcbt_run(const char *name, void (*fn)(void))
+{
+	current = name;
+	current_failed = current_skipped = 0;
+	fn();
+	nrun++;
+	if (current_failed) {
+		nfailed++;
+		fprintf(stderr, "FAIL %s\n", name);
+	} else if (current_skipped) {
+		nskipped++;
+	}
+	current = NULL;
+}
+
+int mcbt_done(void)
+{
+	const char *prog = program_invocation_short_name;
+
+	if (nfailed)
+		fprintf(stderr, "%s: %d of %d tests FAILED\n", prog, nfailed, nrun);
+	else if (nskipped)
+		fprintf(stderr, "%s: %d tests passed, %d SKIPPED (see above)\n", prog,
+			nrun - nskipped, nskipped);
+	else
+		fprintf(stderr, "%s: %d tests passed\n", prog, nrun);
+	return nfailed ? 1 : 0;
+}
+
+const char *mcbt_shared(const char *rel)
+{
+	const char *root = getenv("MCB_SHARED");
+
+	snprintf(pathbuf, sizeof(pathbuf), "%s/%s", root ? root : "../shared", rel);
+	if (access(pathbuf, R_OK) != 0) {
+		mcbt_skip("%s is missing (tests expect ../shared beside the repository)", pathbuf);
+		return NULL;
+	}
+	return pathbuf;
+}
+
+const char *mcbt_data(const char *rel)
+{
+	const char *root = getenv("MCB_TESTDATA");
+
+	snprintf(pathbuf, sizeof(pathbuf), "%s/%s", root ? root : "tests/data", rel);
+	return pathbuf;
+}
+
+static void rmrf(const char *path)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "warning: cannot remove %s\n", path);
+}
+
+const char *mcbt_tmpdir(void)
+{
+	char cwd[2048];
+
+	if (!getcwd(cwd, sizeof(cwd))) {
+		perror("getcwd");
+		exit(2);
+	}
+	snprintf(tmpbuf, sizeof(tmpbuf), "%s/build/tests/tmp/%s.%s.%u", cwd,
+		 program_invocation_short_name, current ? current : "main", ntmp++);
+	rmrf(tmpbuf);
+	{
+		char cmd[4200];
+
+		snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", tmpbuf);
+		if (system(cmd) != 0) {
+			fprintf(stderr, "cannot create %s\n", tmpbuf);
+			exit(2);
+		}
+	}
+	return tmpbuf;
+}
+
+void mcbt_write(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (!f || fwrite(p, 1, n, f) != n || fclose(f) != 0) {
+		fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+}

@@ -1,0 +1,169 @@
+/* Unit tests for the base layer: err, arena, buf, hash, os, json. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "mcb/arena.h"
+#include "mcb/buf.h"
+#include "mcb/err.h"
+#include "mcb/hash.h"
+#include "mcb/json.h"
+#include "mcb/os.h"
+
+static void test_errf(void)
+{
+	struct mcb_errctx e;
+
+	mcb_errclear(&e);
+	CHECK_EQ(mcb_errf(&e, MCB_EIO, "cannot open '%s':", "/nonexistent/x"), MCB_EIO);
+	CHECK(strstr(e.msg, "cannot open '/nonexistent/x': ") == e.msg);
+	mcb_errprefix(&e, "loading %s", "model");
+	CHECK(strncmp(e.msg, "loading model: cannot open", 26) == 0);
+	CHECK_STR(mcb_strerror(MCB_ECORRUPT), "corrupt cache entry");
+}
+
+static void test_arena(void)
+{
+	struct mcb_arena a;
+	char *s;
+	int i;
+
+	mcb_arena_init(&a);
+	for (i = 0; i < 10000; i++) {
+		s = mcb_arena_printf(&a, "item-%d", i);
+		CHECK(((uintptr_t)s & 15) == 0);
+	}
+	CHECK_STR(s, "item-9999");
+	s = mcb_arena_alloc(&a, 1 << 20);
+	CHECK(s[12345] == 0);
+	mcb_arena_release(&a);
+	CHECK(a.head == NULL);
+}
+
+static void test_buf(void)
+{
+	struct mcb_buf b = MCB_BUF_INIT;
+	size_t n;
+	char *p;
+
+	CHECK_STR(mcb_buf_str(&b), "");
+	mcb_buf_adds(&b, "abc");
+	mcb_buf_printf(&b, "-%d-", 42);
+	mcb_buf_addc(&b, 'z');
+	CHECK_STR(b.data, "abc-42-z");
+	p = mcb_buf_detach(&b, &n);
+	CHECK_EQ(n, 8);
+	free(p);
+	CHECK(b.data == NULL);
+}
+
+static void test_sha256(void)
+{
+	struct mcb_digest d, d2;
+	struct mcb_errctx e;
+	char hex[MCB_HEX_LEN + 1];
+	const char *dir = mcbt_tmpdir();
+	char path[4096];
+	uint64_t size;
+
+	mcb_sha256("abc", 3, &d);
+	mcb_digest_hex(&d, hex);
+	CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	CHECK_EQ(mcb_digest_parse(hex, 64, &d2), 0);
+	CHECK(mcb_digest_eq(&d, &d2));
+	CHECK_EQ(mcb_digest_parse(hex, 63, &d2), -1);
+	hex[5] = 'G';
+	CHECK_EQ(mcb_digest_parse(hex, 64, &d2), -1);
+	snprintf(path, sizeof(path), "%s/f", dir);
+	mcbt_write(path, "abc", 3);
+	CHECK_OK(mcb_sha256_file(path, &d2, &size, &e), &e);
+	CHECK(mcb_digest_eq(&d, &d2));
+	CHECK_EQ(size, 3);
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	CHECK_ERR(mcb_sha256_file(path, &d2, &size, &e), &e, MCB_ENOENT, "missing");
+}
+
+static void test_paths(void)
+{
+	struct mcb_arena a;
+
+	mcb_arena_init(&a);
+	CHECK_STR(mcb_path_clean_relative(&a, "targets/./a100//x/"), "targets/a100/x");
+	CHECK_STR(mcb_path_clean_relative(&a, "a/../b"), "b");
+	CHECK_STR(mcb_path_clean_relative(&a, ""), ".");
+	CHECK(mcb_path_clean_relative(&a, "../x") == NULL);
+	CHECK(mcb_path_clean_relative(&a, "a/../../x") == NULL);
+	CHECK(mcb_path_clean_relative(&a, "/etc/passwd") == NULL);
+	CHECK_STR(mcb_path_join(&a, "a/", "b"), "a/b");
+	CHECK_STR(mcb_path_join(&a, "a", "/b"), "/b");
+	CHECK_STR(mcb_path_dir(&a, "a/b/c"), "a/b");
+	CHECK_STR(mcb_path_dir(&a, "c"), ".");
+	mcb_arena_release(&a);
+}
+
+static void test_files(void)
+{
+	struct mcb_errctx e;
+	struct mcb_buf b = MCB_BUF_INIT;
+	struct mcb_arena a;
+	struct mcb_map m;
+	const char *dir = mcbt_tmpdir();
+	char *p, *q;
+
+	mcb_arena_init(&a);
+	p = mcb_path_join(&a, dir, "x/y/z");
+	CHECK_OK(mcb_os_mkdirs(p, &e), &e);
+	CHECK(mcb_os_isdir(p));
+	q = mcb_path_join(&a, p, "file");
+	CHECK_OK(mcb_os_write_atomic(q, "hello", 5, 0644, &e), &e);
+	CHECK_OK(mcb_os_read_file(q, 100, &b, &e), &e);
+	CHECK_STR(b.data, "hello");
+	mcb_buf_reset(&b);
+	CHECK_ERR(mcb_os_read_file(q, 4, &b, &e), &e, MCB_ERANGE, "larger than 4");
+	CHECK_OK(mcb_os_map(q, &m, &e), &e);
+	CHECK_EQ(m.size, 5);
+	CHECK(memcmp(m.data, "hello", 5) == 0);
+	mcb_os_unmap(&m);
+	CHECK_OK(mcb_os_rmtree(mcb_path_join(&a, dir, "x"), &e), &e);
+	CHECK(!mcb_os_exists(q));
+	mcb_buf_release(&b);
+	mcb_arena_release(&a);
+}
+
+static void test_json(void)
+{
+	struct mcb_errctx e;
+	struct mcb_buf b = MCB_BUF_INIT;
+	json_t *v;
+	char deep[300];
+	int i;
+
+	const char *doc = "{\"b\": 1.5, \"a\": [true, null, \"x\"]}";
+
+	v = mcb_json_parse(doc, strlen(doc), "t", &e);
+	CHECK(v != NULL);
+	mcb_json_canonical(v, &b);
+	CHECK_STR(b.data, "{\"a\":[true,null,\"x\"],\"b\":1.5}");
+	json_decref(v);
+	CHECK(mcb_json_parse("{\"a\":1,\"a\":2}", 13, "'h.json'", &e) == NULL);
+	CHECK(strstr(e.msg, "'h.json':1:") != NULL);
+	for (i = 0; i < 100; i++)
+		deep[i] = '[';
+	for (i = 0; i < 100; i++)
+		deep[100 + i] = ']';
+	CHECK(mcb_json_parse(deep, 200, "deep", &e) == NULL);
+	CHECK(strstr(e.msg, "nested deeper") != NULL);
+	mcb_buf_release(&b);
+}
+
+int main(void)
+{
+	RUN(test_errf);
+	RUN(test_arena);
+	RUN(test_buf);
+	RUN(test_sha256);
+	RUN(test_paths);
+	RUN(test_files);
+	RUN(test_json);
+	return mcbt_done();
+}
