@@ -1,4 +1,5 @@
 /* json: canonical encoding and hardened parsing on top of jansson. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,26 +7,183 @@
 #include "mcb/err.h"
 #include "mcb/json.h"
 
-static int dump_cb(const char *p, size_t n, void *data)
+/*
+ * Reals are printed with the fewest significant digits that read back as the
+ * same double (so 51.2 stays "51.2", not "51.200000000000003"), always with a
+ * '.' or an exponent so that they parse back as reals.  jansson's own dumper
+ * only offers a fixed precision, so encoding is done here; jansson remains the
+ * data model and the parser.
+ */
+static void put_real(struct mcb_buf *out, double d)
 {
-	mcb_buf_add(data, p, n);
-	return 0;
+	char tmp[40];
+	int prec;
+
+	for (prec = 1; prec <= 17; prec++) {
+		snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+		if (strtod(tmp, NULL) == d)
+			break;
+	}
+	mcb_buf_adds(out, tmp);
+	if (!strpbrk(tmp, ".eEni"))
+		mcb_buf_adds(out, ".0");
+}
+
+/* Decode one UTF-8 sequence (jansson strings are valid UTF-8). */
+static unsigned utf8_next(const unsigned char **p)
+{
+	const unsigned char *s = *p;
+	unsigned c = s[0];
+
+	if (c < 0x80) {
+		*p = s + 1;
+		return c;
+	}
+	if (c < 0xe0) {
+		*p = s + 2;
+		return (c & 0x1f) << 6 | (s[1] & 0x3f);
+	}
+	if (c < 0xf0) {
+		*p = s + 3;
+		return (c & 0x0f) << 12 | (s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+	}
+	*p = s + 4;
+	return (c & 0x07) << 18 | (s[1] & 0x3f) << 12 | (s[2] & 0x3f) << 6 | (s[3] & 0x3f);
+}
+
+static void put_string(struct mcb_buf *out, const char *str, size_t len, int ascii)
+{
+	const unsigned char *p = (const unsigned char *)str, *end = p + len;
+
+	mcb_buf_addc(out, '"');
+	while (p < end) {
+		unsigned c = *p;
+
+		if (c == '"' || c == '\\') {
+			mcb_buf_addc(out, '\\');
+			mcb_buf_addc(out, (char)c);
+			p++;
+		} else if (c == '\n') {
+			mcb_buf_adds(out, "\\n"), p++;
+		} else if (c == '\t') {
+			mcb_buf_adds(out, "\\t"), p++;
+		} else if (c == '\r') {
+			mcb_buf_adds(out, "\\r"), p++;
+		} else if (c < 0x20) {
+			mcb_buf_printf(out, "\\u%04x", c), p++;
+		} else if (c < 0x80 || !ascii) {
+			mcb_buf_addc(out, (char)c), p++;
+		} else {
+			unsigned u = utf8_next(&p);
+
+			if (u >= 0x10000) {
+				u -= 0x10000;
+				mcb_buf_printf(out, "\\u%04x\\u%04x", 0xd800 + (u >> 10),
+					       0xdc00 + (u & 0x3ff));
+			} else {
+				mcb_buf_printf(out, "\\u%04x", u);
+			}
+		}
+	}
+	mcb_buf_addc(out, '"');
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void indent(struct mcb_buf *out, int level)
+{
+	mcb_buf_addc(out, '\n');
+	for (int i = 0; i < level; i++)
+		mcb_buf_adds(out, "  ");
+}
+
+/* pretty < 0: canonical (compact, ASCII); else indentation level. */
+static void encode(const json_t *v, struct mcb_buf *out, int pretty)
+{
+	size_t i, n;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		const char **keys;
+		const char *key;
+		json_t *child;
+
+		n = json_object_size(v);
+		if (!n) {
+			mcb_buf_adds(out, "{}");
+			break;
+		}
+		keys = mcb_xmalloc(n * sizeof(*keys));
+		i = 0;
+		json_object_foreach((json_t *)v, key, child)
+			keys[i++] = key;
+		qsort(keys, n, sizeof(*keys), cmp_keys);
+		mcb_buf_addc(out, '{');
+		for (i = 0; i < n; i++) {
+			if (i)
+				mcb_buf_addc(out, ',');
+			if (pretty >= 0)
+				indent(out, pretty + 1);
+			put_string(out, keys[i], strlen(keys[i]), pretty < 0);
+			mcb_buf_adds(out, pretty >= 0 ? ": " : ":");
+			encode(json_object_get(v, keys[i]), out, pretty < 0 ? -1 : pretty + 1);
+		}
+		if (pretty >= 0)
+			indent(out, pretty);
+		mcb_buf_addc(out, '}');
+		free(keys);
+		break;
+	}
+	case JSON_ARRAY:
+		n = json_array_size(v);
+		if (!n) {
+			mcb_buf_adds(out, "[]");
+			break;
+		}
+		mcb_buf_addc(out, '[');
+		for (i = 0; i < n; i++) {
+			if (i)
+				mcb_buf_addc(out, ',');
+			if (pretty >= 0)
+				indent(out, pretty + 1);
+			encode(json_array_get(v, i), out, pretty < 0 ? -1 : pretty + 1);
+		}
+		if (pretty >= 0)
+			indent(out, pretty);
+		mcb_buf_addc(out, ']');
+		break;
+	case JSON_STRING:
+		put_string(out, json_string_value(v), json_string_length(v), pretty < 0);
+		break;
+	case JSON_INTEGER:
+		mcb_buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		put_real(out, json_real_value(v));
+		break;
+	case JSON_TRUE:
+		mcb_buf_adds(out, "true");
+		break;
+	case JSON_FALSE:
+		mcb_buf_adds(out, "false");
+		break;
+	case JSON_NULL:
+		mcb_buf_adds(out, "null");
+		break;
+	}
 }
 
 void mcb_json_canonical(const json_t *v, struct mcb_buf *out)
 {
-	if (json_dump_callback(v, dump_cb, out,
-			       JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII |
-				       JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)) < 0)
-		mcb_die("cannot encode JSON");
+	encode(v, out, -1);
 }
 
 void mcb_json_pretty(const json_t *v, struct mcb_buf *out)
 {
-	if (json_dump_callback(v, dump_cb, out,
-			       JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY |
-				       JSON_REAL_PRECISION(17)) < 0)
-		mcb_die("cannot encode JSON");
+	encode(v, out, 0);
 	mcb_buf_addc(out, '\n');
 }
 

@@ -15,6 +15,7 @@
 #include "mcb/arena.h"
 #include "mcb/os.h"
 
+struct json_t;
 struct mcb_errctx;
 
 #define MCB_GGUF_MAGIC 0x46554747u /* "GGUF" little-endian */
@@ -55,7 +56,8 @@ struct mcb_gguf_value {
 			uint32_t type;    /* element type; never ARR (nested arrays are rejected) */
 			uint64_t count;
 			const void *data; /* numeric: count packed little-endian elements of the
-			                     element type; STR: count struct mcb_gguf_str */
+			                     element type, inside the map and possibly unaligned
+			                     (load with memcpy); STR: count struct mcb_gguf_str */
 		} arr;
 	} v;
 };
@@ -76,18 +78,20 @@ struct mcb_gguf_tensor {
 };
 
 struct mcb_gguf {
-	struct mcb_arena arena; /* keys, strings, arrays, infos */
-	struct mcb_map map;
-	uint32_t version;
-	uint64_t alignment;
-	struct mcb_gguf_kv *kv;
+	struct mcb_arena arena; /* keys, strings, string arrays, infos */
+	struct mcb_map map;     /* the whole file; numeric arrays and tensor data point into it */
+	uint32_t version;       /* MCB_GGUF_VERSION */
+	uint64_t alignment;     /* general.alignment or 32; a power of two <= 65536 */
+	struct mcb_gguf_kv *kv; /* nkv entries in file order, keys unique */
 	size_t nkv;
-	struct mcb_gguf_tensor *tensors;
+	struct mcb_gguf_tensor *tensors; /* ntensors entries in file order, names unique,
+	                                    offsets the running padded sum, data inside map */
 	size_t ntensors;
-	uint64_t data_offset; /* file offset of the data section */
+	uint64_t data_offset;   /* file offset of the data section, a multiple of alignment */
 };
 
-/* Map and validate path.  Every error names the file and the byte offset. */
+/* Map and validate path.  Every error names the file and the byte offset.
+ * On failure g is left closed (mcb_gguf_close is harmless). */
 int mcb_gguf_open(const char *path, struct mcb_gguf *g, struct mcb_errctx *e);
 void mcb_gguf_close(struct mcb_gguf *g);
 const struct mcb_gguf_kv *mcb_gguf_find(const struct mcb_gguf *g, const char *key);
@@ -98,13 +102,23 @@ struct mcb_gguf_writer;
 
 struct mcb_gguf_writer *mcb_gguf_writer_new(void);
 void mcb_gguf_writer_free(struct mcb_gguf_writer *w);
-/* Add a key (copied deeply; later keys with the same name replace earlier ones). */
+/* Add a key (copied deeply; later keys with the same name replace earlier ones
+ * and keep the first one's position).  An invalid key or value (bad type, a
+ * value outside its type's range, a string with NUL) is remembered and makes
+ * mcb_gguf_write fail with a message naming the key. */
 void mcb_gguf_set(struct mcb_gguf_writer *w, const char *key, const struct mcb_gguf_value *v);
 void mcb_gguf_set_u32(struct mcb_gguf_writer *w, const char *key, uint32_t v);
 void mcb_gguf_set_i32(struct mcb_gguf_writer *w, const char *key, int32_t v);
 void mcb_gguf_set_f32(struct mcb_gguf_writer *w, const char *key, float v);
 void mcb_gguf_set_bool(struct mcb_gguf_writer *w, const char *key, int v);
 void mcb_gguf_set_str(struct mcb_gguf_writer *w, const char *key, const char *s);
+/*
+ * Set every key of gguf, the typed JSON form of passthrough metadata that
+ * mcb_gguf_read_model keeps in meta["gguf"] (shape specified in
+ * runtime/gguf.c), so that an exporter writes the values back bit-exactly.
+ * gguf may be NULL.  Returns 0, or MCB_EFORMAT naming the first bad key.
+ */
+int mcb_gguf_set_meta(struct mcb_gguf_writer *w, const struct json_t *gguf, struct mcb_errctx *e);
 /* Add a tensor; data (nbytes, borrowed until mcb_gguf_write returns) must
  * match ne and type.  ne is in GGUF order (ne[0] contiguous). */
 int mcb_gguf_add_tensor(struct mcb_gguf_writer *w, const char *name, uint32_t ggml_type,

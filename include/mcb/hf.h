@@ -22,12 +22,15 @@ int mcb_gguf_to_hf_name(const char *gguf, char *out, size_t n);
 /*
  * Permute the rows of a [n_head*head_dim, cols] matrix in place, element size
  * esize bytes.  to_interleaved=1: HF -> IR; 0: IR -> HF.  Per-row data (such
- * as per-channel scales, cols=1) is permuted the same way.
+ * as per-channel scales, cols=1) is permuted the same way.  Returns 0, or
+ * MCB_EINVAL (head_dim not even and positive), MCB_ERANGE (size overflow),
+ * MCB_ENOMEM (it needs one head's worth of scratch memory).
  */
 int mcb_hf_permute_rows(void *data, int64_t n_head, int64_t head_dim, int64_t cols,
 			size_t esize, int to_interleaved, struct mcb_errctx *e);
 
-/* A new config.json object (LlamaForCausalLM) for m's config. */
+/* A new config.json object (LlamaForCausalLM) for m's config; the caller
+ * owns the reference.  torch_dtype follows token_embd's dtype. */
 struct json_t *mcb_hf_config(const struct mcb_model *m);
 
 #endif

@@ -2,8 +2,9 @@
  * json: helpers around jansson for the canonical encodings mcbuild hashes and
  * for reading untrusted JSON (safetensors headers, config.json, cache entries).
  *
- * Canonical form (used for action keys and manifests): keys sorted, no
- * whitespace, reals printed with 17 significant digits, ASCII only.
+ * Canonical form (used for action keys): keys sorted by byte value, no
+ * whitespace, ASCII only (\uXXXX escapes), reals with the fewest digits that
+ * read back as the same double and always a '.' or exponent.
  */
 #ifndef MCB_JSON_H
 #define MCB_JSON_H
@@ -21,7 +22,8 @@ struct mcb_errctx;
 /* Append the canonical encoding of v to out. */
 void mcb_json_canonical(const json_t *v, struct mcb_buf *out);
 
-/* Append a pretty (2-space indented, sorted keys) encoding of v plus '\n'. */
+/* Append a pretty encoding of v plus '\n': 2-space indent, sorted keys, UTF-8
+ * kept as is, reals as in the canonical form. */
 void mcb_json_pretty(const json_t *v, struct mcb_buf *out);
 
 /*

@@ -39,6 +39,23 @@ struct mcb_llama_config {
 	int tied_embeddings;  /* 1: no output.weight, the classifier is token_embd */
 };
 
+/* Caps every reader applies to a Llama config (hostile input). */
+#define MCB_LLAMA_MAX_DIM 65536
+#define MCB_LLAMA_MAX_HIDDEN (1 << 20)
+#define MCB_LLAMA_MAX_LAYERS 1024
+#define MCB_LLAMA_MAX_VOCAB (1 << 22)
+#define MCB_LLAMA_MAX_SEQ (1 << 24)
+
+/*
+ * Check c's ranges and consistency: every count positive and within the caps
+ * above, n_heads divides dim, n_kv_heads divides n_heads, head_dim ==
+ * dim / n_heads and even (RoPE pairs), norm_eps and rope_theta finite and
+ * positive, tied_embeddings 0 or 1.  what names the source in messages.
+ * Returns 0 or MCB_EFORMAT.
+ */
+int mcb_model_check_config(const struct mcb_llama_config *c, const char *what,
+			   struct mcb_errctx *e);
+
 struct mcb_model {
 	struct mcb_arena arena;        /* tensor names and small strings */
 	char arch[32];                 /* "llama" */
@@ -65,6 +82,17 @@ struct mcb_tensor *mcb_model_add(struct mcb_model *m, const char *name, enum mcb
 				 int ndim, const int64_t *shape, void *data, size_t nbytes, int owned);
 
 /*
+ * Append a tensor whose data lives in a file map (m->map or a map the caller
+ * hands to m afterwards).  The data is borrowed when it is aligned to its
+ * element size, else copied into an owned, aligned buffer, so that every
+ * tensor of a model can be read through a typed pointer.  Returns 0 and sets
+ * *out (when out is not NULL), or MCB_ENOMEM with a message naming the tensor.
+ */
+int mcb_model_add_mapped(struct mcb_model *m, const char *name, enum mcb_dtype dtype, int ndim,
+			 const int64_t *shape, const void *data, size_t nbytes,
+			 struct mcb_tensor **out, struct mcb_errctx *e);
+
+/*
  * Allocate a zeroed, owned tensor of the given shape, with checked size
  * arithmetic.  Returns 0 and sets *out, or MCB_ENOMEM/MCB_ERANGE with a
  * message naming the tensor and the size.
@@ -76,8 +104,13 @@ int mcb_model_new_tensor(struct mcb_model *m, const char *name, enum mcb_dtype d
 int mcb_model_remove(struct mcb_model *m, const char *name);
 
 /*
- * Check that the tensors a Llama model needs are present with the shapes its
- * config implies.  what names the source in messages.
+ * Check that m is a Llama model: arch "llama", a valid config
+ * (mcb_model_check_config), and every tensor the config implies present with
+ * its shape and a dtype the engine can use: F32, F16 or BF16, or I8 when
+ * meta["quant"] holds a record (an object) for that tensor name.  output.weight
+ * must be present exactly when the embeddings are not tied.  Other tensors
+ * (scales, masks) are not checked.  what names the source in messages.
+ * Returns 0 or MCB_EFORMAT.
  */
 int mcb_model_check_llama(const struct mcb_model *m, const char *what, struct mcb_errctx *e);
 
@@ -97,7 +130,9 @@ enum mcb_model_format mcb_model_format_parse(const char *name);
  * a message when nothing fits. */
 enum mcb_model_format mcb_model_detect(const char *path, struct mcb_errctx *e);
 
-/* Importers.  Each reads a hostile file and fills an initialised, empty m. */
+/* Importers.  Each reads a hostile file and fills an initialised, empty m;
+ * on failure m is left empty (released and initialised again) and the message
+ * names the file. */
 int mcb_llama2c_read(const char *path, struct mcb_model *m, struct mcb_errctx *e);
 int mcb_gguf_read_model(const char *path, struct mcb_model *m, struct mcb_errctx *e);
 /* Hugging Face: model.safetensors + config.json (LlamaForCausalLM); renames to
@@ -105,7 +140,8 @@ int mcb_gguf_read_model(const char *path, struct mcb_model *m, struct mcb_errctx
 int mcb_hf_read(const char *st_path, const char *config_path, struct mcb_model *m,
 		struct mcb_errctx *e);
 
-/* Internal form. */
+/* Internal form (specified in runtime/model.c).  save_ir writes m to path
+ * (not atomically); load_ir validates a hostile file like the importers. */
 int mcb_model_save_ir(const struct mcb_model *m, const char *path, struct mcb_errctx *e);
 int mcb_model_load_ir(const char *path, struct mcb_model *m, struct mcb_errctx *e);
 

@@ -17,6 +17,7 @@
 
 struct json_t;
 struct mcb_node;
+struct mcb_recipe_state;
 struct mcb_technique;
 
 #define MCB_RECIPE_FILE "mcbuild.yaml"
@@ -99,7 +100,9 @@ struct mcb_workspace {
 	struct mcb_hw *hw;               size_t nhw;   /* built-in and workspace, by name */
 	struct mcb_rule *rules;          size_t nrules;
 	struct mcb_target **declared;    size_t ndeclared; /* explicit + matrix instances */
-	const char **defaults;           size_t ndefaults; /* default: targets (paths) */
+	const char **defaults;           size_t ndefaults; /* default: requests (as written),
+	                                    or every declared path when default: is absent */
+	struct mcb_recipe_state *priv;   /* checker state private to compiler/recipe.c */
 };
 
 /*

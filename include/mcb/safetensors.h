@@ -23,11 +23,14 @@ struct mcb_errctx;
 struct mcb_st_file {
 	struct mcb_arena arena;
 	struct mcb_map map;
-	struct mcb_tensor *tensors; /* borrowed data pointing into map, in file order */
+	struct mcb_tensor *tensors; /* borrowed data pointing into map, in data order; names
+	                               unique; data may be unaligned in files mcbuild did
+	                               not write (mcb_model_add_mapped copies those) */
 	size_t ntensors;
 	struct json_t *metadata;    /* "__metadata__" object (string values only) or NULL; owned */
 };
 
+/* Map and validate path; every error names it.  On failure f is left closed. */
 int mcb_st_open(const char *path, struct mcb_st_file *f, struct mcb_errctx *e);
 void mcb_st_close(struct mcb_st_file *f);
 

@@ -24,7 +24,8 @@ enum mcb_ptype {
 	MCB_P_FLOAT,   /* finite number within [min, max] */
 	MCB_P_BOOL,
 	MCB_P_ENUM,    /* one of choices */
-	MCB_P_STRLIST  /* list of strings (each checked against choices when set) */
+	MCB_P_STRLIST  /* list of strings (each checked against choices when set; no repeats);
+	                  default "[]" or "a,b" */
 };
 
 struct mcb_param {
@@ -40,7 +41,14 @@ struct mcb_param {
 #define MCB_P_OPTIONAL ""
 
 /*
- * Check map (a mapping node, or NULL for "all defaults") against params.
+ * Whether s is a valid name (of a model, dataset, scheme, hardware profile):
+ * [A-Za-z0-9._-]+, at most 64 bytes, and not "." or "..".
+ */
+int mcb_schema_name_ok(const char *s);
+
+/*
+ * Check map (a mapping node, a null scalar, or NULL for "all defaults")
+ * against params.
  * what names the mapping in messages ("quantize", "model 'stories'").
  * On success *out is a new JSON object holding every key with its value or
  * default (INT as integer, FLOAT as real, BOOL, strings); keys with

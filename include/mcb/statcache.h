@@ -3,7 +3,7 @@
  * ctime_ns), so unchanged multi-GB inputs are not re-hashed.  An entry is
  * trusted only if the file was hashed at least one second after its mtime
  * (otherwise a same-timestamp rewrite could go unseen: git's "racy clean").
- * Format: see cache/statcache.c.
+ * Format: see cache/statcache.c.  A struct mcb_statcache is for one thread.
  */
 #ifndef MCB_STATCACHE_H
 #define MCB_STATCACHE_H

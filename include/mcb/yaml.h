@@ -37,7 +37,11 @@ struct mcb_node {
 /*
  * Parse text (len bytes) of file into *root (NULL for an empty document).
  * Errors go to d with positions; returns 0, or MCB_EFORMAT when any error was
- * reported.  Nodes live in a.
+ * reported.  After MCB_EFORMAT, *root is still the tree when the parse got to
+ * the end of the input (the errors were recoverable: duplicate keys, tags,
+ * undefined aliases), so a checker can go on and report more; it is NULL
+ * after a syntax error or an exceeded limit.  Aliased subtrees are shared.
+ * Nodes live in a.
  */
 int mcb_yaml_parse(struct mcb_arena *a, const char *file, const char *text, size_t len,
 		   struct mcb_node **root, struct mcb_diags *d);
@@ -46,13 +50,18 @@ int mcb_yaml_parse(struct mcb_arena *a, const char *file, const char *text, size
 const struct mcb_node *mcb_node_get(const struct mcb_node *map, const char *key);
 
 /* Scalar interpretation (YAML 1.2 core schema; plain scalars only for
- * non-strings).  Each returns 0 on success, -1 when n is not of that type. */
+ * non-strings).  mcb_node_is_null returns 1 for null ("", ~, null, Null,
+ * NULL, or n == NULL), else 0.  The others return 0 on success, -1 when n is
+ * not of that type (or does not fit: an integer beyond int64). */
 int mcb_node_is_null(const struct mcb_node *n);
-int mcb_node_int(const struct mcb_node *n, int64_t *out);   /* decimal, optional sign */
+int mcb_node_int(const struct mcb_node *n, int64_t *out);   /* decimal, optional sign; 0x, 0o */
 int mcb_node_float(const struct mcb_node *n, double *out);  /* finite decimal or int */
-int mcb_node_bool(const struct mcb_node *n, int *out);      /* true/false */
+int mcb_node_bool(const struct mcb_node *n, int *out);      /* true/false (True, TRUE ...) */
 /* A short noun for messages: "string", "integer", "number", "boolean", "null",
  * "list", "mapping". */
 const char *mcb_node_kind_name(const struct mcb_node *n);
+/* The same with its article, for "must be X, not ...": "a string",
+ * "an integer", "a number", "a boolean", "null", "a list", "a mapping". */
+const char *mcb_node_kind_phrase(const struct mcb_node *n);
 
 #endif

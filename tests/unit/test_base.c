@@ -156,6 +156,24 @@ static void test_json(void)
 	mcb_buf_release(&b);
 }
 
+static void test_json_encoding(void)
+{
+	struct mcb_buf b = MCB_BUF_INIT;
+	json_t *v = json_pack("{s:f, s:f, s:f, s:f, s:s, s:I, s:[], s:{}}", "a", 51.2, "b", 1e-5,
+			      "c", 2.0, "d", 0.1 + 0.2, "e", "tab\t\"q\" \xc3\xa9 \xf0\x9f\x98\x80",
+			      "f", (json_int_t)-7, "g", "h");
+
+	mcb_json_canonical(v, &b);
+	CHECK_STR(b.data, "{\"a\":51.2,\"b\":1e-05,\"c\":2.0,\"d\":0.30000000000000004,"
+			  "\"e\":\"tab\\t\\\"q\\\" \\u00e9 \\ud83d\\ude00\",\"f\":-7,\"g\":[],"
+			  "\"h\":{}}");
+	mcb_buf_reset(&b);
+	mcb_json_pretty(json_object_get(v, "g"), &b);
+	CHECK_STR(b.data, "[]\n");
+	json_decref(v);
+	mcb_buf_release(&b);
+}
+
 int main(void)
 {
 	RUN(test_errf);
@@ -165,5 +183,6 @@ int main(void)
 	RUN(test_paths);
 	RUN(test_files);
 	RUN(test_json);
+	RUN(test_json_encoding);
 	return mcbt_done();
 }

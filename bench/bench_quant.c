@@ -1,0 +1,199 @@
+/*
+ * bench_quant: quantization throughput against memcpy bandwidth.
+ *
+ *   bench_quant [MIB [THREADS]]      defaults: 1024 MiB, 2 threads
+ *
+ * W (rows, 16384) fp32, MIB MiB of it (1 GiB = 16384 x 16384), generated in
+ * memory.  Rows are split evenly across THREADS pthreads for every kernel:
+ *   memcpy            W -> a buffer of the same size
+ *   rtn_int8_channel  mcb_rtn_int8_channel: W -> int8 (rows, cols) + scales
+ *   q8_0              mcb_quantize_row_q8_0 per row: W -> blocks
+ *   q8_0_ref          the scalar oracle, for scale (one repetition)
+ * Throughput is input bytes (the fp32 weights) per second, in GB/s (1e9
+ * bytes); each kernel runs once to fault in its output pages, then the best
+ * of REPS timed runs is reported with its ratio to memcpy.  The quantizers'
+ * target is >= 0.5x memcpy (they read the same bytes and write a quarter).
+ * Exit status 0; 1 on bad arguments or allocation failure.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mcb/quant.h"
+
+#define COLS 16384
+#define ROUNDS 7
+#define NKERNELS 4
+#define MAX_THREADS 64
+
+enum kernel { K_MEMCPY, K_RTN, K_Q8_0, K_Q8_0_REF, K_FILL };
+
+struct job {
+	enum kernel k;
+	int64_t r0, r1;            /* rows [r0, r1) */
+	const float *w;            /* (rows, COLS) */
+	float *copy;               /* (rows, COLS) memcpy destination */
+	int8_t *q;                 /* (rows, COLS) RTN codes */
+	float *scale;              /* (rows,) RTN scales */
+	struct mcb_block_q8_0 *blk; /* (rows, COLS/32) */
+	float *fill;               /* K_FILL: the weights being generated */
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Deterministic weights: a sum of two uniforms (triangular, roughly
+ * Gaussian-shaped), 1 in 4096 scaled up 20x as outliers. */
+static void fill_rows(float *w, int64_t r0, int64_t r1)
+{
+	uint64_t s = 0x9e3779b97f4a7c15ull ^ (uint64_t)r0 * 0xbf58476d1ce4e5b9ull;
+	int64_t i, n = (r1 - r0) * COLS;
+	float *p = w + r0 * COLS;
+
+	for (i = 0; i < n; i++) {
+		uint32_t a, b;
+		float v;
+
+		s ^= s << 13; /* xorshift64 */
+		s ^= s >> 7;
+		s ^= s << 17;
+		a = (uint32_t)s & 0xffffffu;
+		b = (uint32_t)(s >> 40);
+		v = ((float)a + (float)b) * 0x1p-24f - 1.0f; /* (-1, 1) */
+		p[i] = (s >> 28 & 4095) == 0 ? 20.0f * v : v;
+	}
+}
+
+static void *run_job(void *arg)
+{
+	struct job *j = arg;
+	int64_t r, n = j->r1 - j->r0;
+
+	switch (j->k) {
+	case K_MEMCPY:
+		memcpy(j->copy + j->r0 * COLS, j->w + j->r0 * COLS, (size_t)n * COLS * sizeof(float));
+		break;
+	case K_RTN:
+		mcb_rtn_int8_channel(j->w + j->r0 * COLS, n, COLS, j->q + j->r0 * COLS,
+				     j->scale + j->r0);
+		break;
+	case K_Q8_0:
+		for (r = j->r0; r < j->r1; r++)
+			mcb_quantize_row_q8_0(j->w + r * COLS, j->blk + r * (COLS / MCB_QK8_0), COLS);
+		break;
+	case K_Q8_0_REF:
+		for (r = j->r0; r < j->r1; r++)
+			mcb_quantize_row_q8_0_ref(j->w + r * COLS, j->blk + r * (COLS / MCB_QK8_0),
+						  COLS);
+		break;
+	case K_FILL:
+		fill_rows(j->fill, j->r0, j->r1);
+		break;
+	}
+	return NULL;
+}
+
+/* Run kernel k over all rows on nt threads; returns the wall time. */
+static double run(enum kernel k, struct job *tmpl, int64_t rows, int nt)
+{
+	pthread_t th[MAX_THREADS];
+	struct job jobs[MAX_THREADS];
+	double t0;
+	int i;
+
+	t0 = now();
+	for (i = 0; i < nt; i++) {
+		jobs[i] = *tmpl;
+		jobs[i].k = k;
+		jobs[i].r0 = rows * i / nt;
+		jobs[i].r1 = rows * (i + 1) / nt;
+		if (pthread_create(&th[i], NULL, run_job, &jobs[i])) {
+			fprintf(stderr, "bench_quant: cannot create a thread\n");
+			exit(1);
+		}
+	}
+	for (i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
+	return now() - t0;
+}
+
+int main(int argc, char **argv)
+{
+	long mib = argc > 1 ? strtol(argv[1], NULL, 10) : 1024;
+	int nt = argc > 2 ? atoi(argv[2]) : 2;
+	int64_t rows;
+	double bytes, t, best[NKERNELS];
+	struct job tmpl;
+	float *w;
+	static const struct {
+		enum kernel k;
+		const char *name;
+		int rounds;
+	} ks[NKERNELS] = {{K_MEMCPY, "memcpy", ROUNDS},
+			  {K_RTN, "rtn_int8_channel", ROUNDS},
+			  {K_Q8_0, "q8_0", ROUNDS},
+			  {K_Q8_0_REF, "q8_0_ref (scalar)", 1}};
+	int i, round;
+
+	if (argc > 3 || mib < 1 || mib > 65536 || nt < 1 || nt > MAX_THREADS) {
+		fprintf(stderr, "usage: bench_quant [MIB (1..65536)] [THREADS (1..%d)]\n",
+			MAX_THREADS);
+		return 1;
+	}
+	rows = (int64_t)mib * 1024 * 1024 / (COLS * (int64_t)sizeof(float));
+	if (rows < nt)
+		rows = nt;
+	bytes = (double)rows * COLS * sizeof(float);
+	memset(&tmpl, 0, sizeof(tmpl));
+	w = malloc((size_t)rows * COLS * sizeof(float));
+	tmpl.copy = malloc((size_t)rows * COLS * sizeof(float));
+	tmpl.q = malloc((size_t)rows * COLS);
+	tmpl.scale = malloc((size_t)rows * sizeof(float));
+	tmpl.blk = malloc((size_t)rows * (COLS / MCB_QK8_0) * sizeof(struct mcb_block_q8_0));
+	if (!w || !tmpl.copy || !tmpl.q || !tmpl.scale || !tmpl.blk) {
+		fprintf(stderr, "bench_quant: cannot allocate %.2f GB of buffers\n",
+			(bytes * 2.5 + 1) / 1e9);
+		return 1;
+	}
+	tmpl.fill = w;
+	run(K_FILL, &tmpl, rows, nt);
+	tmpl.w = w;
+
+	printf("bench_quant: W (%lld, %d) fp32 = %.3f GiB, %d threads\n", (long long)rows, COLS,
+	       bytes / (1 << 30), nt);
+	for (i = 0; i < NKERNELS; i++) {
+		run(ks[i].k, &tmpl, rows, nt); /* fault in the output pages, warm up */
+		best[i] = 1e30;
+	}
+	for (round = 0; round < ROUNDS; round++)
+		for (i = 0; i < NKERNELS; i++) {
+			if (round >= ks[i].rounds)
+				continue;
+			t = run(ks[i].k, &tmpl, rows, nt);
+			if (t < best[i])
+				best[i] = t;
+		}
+	for (i = 0; i < NKERNELS; i++) {
+		printf("  %-20s %7.2f GB/s  (%.3f s)", ks[i].name, bytes / best[i] / 1e9, best[i]);
+		if (i > 0 && i < NKERNELS - 1) /* the quantizers: target >= 0.5x */
+			printf("  %.2fx memcpy (target 0.5: %s)", best[0] / best[i],
+			       best[0] / best[i] >= 0.5 ? "ok" : "BELOW");
+		else if (i > 0)
+			printf("  %.2fx memcpy", best[0] / best[i]);
+		printf("\n");
+	}
+	free(w);
+	free(tmpl.copy);
+	free(tmpl.q);
+	free(tmpl.scale);
+	free(tmpl.blk);
+	return 0;
+}

@@ -1,0 +1,975 @@
+/*
+ * build: the scheduler (see include/mcb/build.h).
+ *
+ * Like samurai's build.c, counters drive it: a step's nblock counts the
+ * producers not yet done; a finished producer decrements its users'.  A
+ * ready step's action key is computed from its kind, version, params and
+ * input digests; a hit in the action cache finishes it without running.
+ * A miss runs it in a child process (fork), which materializes its inputs
+ * from the store into a scratch directory, runs the step kind, stores every
+ * output and, only after all of them are stored, the action entry.  The
+ * child reports through a pipe: its log, and on failure a last line with the
+ * reason.  Exit status 0: done; 1: failed; 3: an input blob was corrupt (it
+ * has been quarantined; the producer is re-run, then the step again).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <jansson.h>
+
+#include "mcb/action.h"
+#include "mcb/arena.h"
+#include "mcb/buf.h"
+#include "mcb/build.h"
+#include "mcb/err.h"
+#include "mcb/explain.h"
+#include "mcb/hash.h"
+#include "mcb/json.h"
+#include "mcb/os.h"
+#include "mcb/plan.h"
+#include "mcb/recipe.h"
+#include "mcb/statcache.h"
+#include "mcb/step.h"
+#include "mcb/store.h"
+
+#define EXIT_STEP_FAILED 1
+#define EXIT_INPUT_CORRUPT 3
+#define MAX_RETRIES 3
+
+struct job {
+	struct mcb_plan_step *step;
+	pid_t pid;
+	int fd;                /* read end of the child's output pipe; -1 at EOF */
+	struct mcb_buf out;    /* what the child wrote */
+};
+
+struct sched {
+	struct mcb_build *b;
+	struct mcb_arena *arena; /* == b->arena */
+	struct job *jobs;        /* opts.jobs slots; pid 0 when free */
+	size_t running;
+	size_t total;            /* actions (steps to run + installs) expected */
+	size_t started;
+	int stop;                /* a failure without -k: start nothing new */
+	int status_shown;        /* the tty status line is on screen */
+	const struct mcb_plan_step *last_started;
+};
+
+/* ---- output ---- */
+
+static void clear_status(struct sched *sc)
+{
+	if (sc->b->opts.tty && sc->status_shown) {
+		fputs("\r\033[K", sc->b->out);
+		sc->status_shown = 0;
+	}
+}
+
+static void show_status(struct sched *sc, const char *what)
+{
+	struct mcb_build *b = sc->b;
+
+	if (b->opts.tty) {
+		fprintf(b->out, "\r[%zu/%zu] %s\033[K", sc->started, sc->total, what);
+		sc->status_shown = 1;
+	} else {
+		fprintf(b->out, "[%zu/%zu] %s\n", sc->started, sc->total, what);
+	}
+	fflush(b->out);
+}
+
+/* Print text (lines) above the status line, each indented by two spaces. */
+static void print_lines(struct sched *sc, const char *text, size_t n)
+{
+	const char *p = text, *end = text + n, *nl;
+
+	clear_status(sc);
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			nl = end;
+		if (nl > p)
+			fprintf(sc->b->out, "  %.*s\n", (int)(nl - p), p);
+		p = nl + 1;
+	}
+	fflush(sc->b->out);
+}
+
+static void warn(struct sched *sc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void warn(struct sched *sc, const char *fmt, ...)
+{
+	va_list ap;
+
+	clear_status(sc);
+	fflush(sc->b->out);
+	fputs("mcbuild: warning: ", sc->b->err);
+	va_start(ap, fmt);
+	vfprintf(sc->b->err, fmt, ap);
+	va_end(ap);
+	fputc('\n', sc->b->err);
+}
+
+static void explain(struct sched *sc, const char *what, const char *why)
+{
+	if (!sc->b->opts.explain)
+		return;
+	clear_status(sc);
+	fflush(sc->b->out);
+	fprintf(sc->b->err, "mcbuild: explain: %s: %s\n", what, why);
+}
+
+static void fail(struct sched *sc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct sched *sc, const char *fmt, ...)
+{
+	struct mcb_build *b = sc->b;
+	va_list ap;
+
+	b->nfailed++;
+	if (!b->failure[0]) {
+		va_start(ap, fmt);
+		vsnprintf(b->failure, sizeof(b->failure), fmt, ap);
+		va_end(ap);
+	}
+	if (!b->opts.keep_going)
+		sc->stop = 1;
+}
+
+/* ---- keys ---- */
+
+static void host_json(json_t *o)
+{
+	struct utsname u;
+
+	if (uname(&u) == 0)
+		json_object_set_new(o, "host", json_pack("{s:s, s:s}", "os", u.sysname, "arch",
+							 u.machine));
+}
+
+static json_t *digest_json(const struct mcb_digest *d)
+{
+	char hex[MCB_HEX_LEN + 1];
+
+	mcb_digest_hex(d, hex);
+	return json_string(hex);
+}
+
+/* The provenance a bundle step records (its params): everything the manifest
+ * says except the file list, which comes from its inputs. */
+static json_t *bundle_params(struct mcb_plan_step *s)
+{
+	const struct mcb_target *t = s->target;
+	json_t *p = json_object(), *steps = json_array(), *sources = json_array();
+	struct mcb_buf canon = MCB_BUF_INIT;
+	struct mcb_digest rd;
+	size_t i, j;
+
+	mcb_json_canonical(t->resolved, &canon);
+	mcb_sha256(canon.data, canon.len, &rd);
+	mcb_buf_release(&canon);
+	json_object_set_new(p, "manifest_version", json_integer(1));
+	json_object_set_new(p, "mcbuild_version", json_string(MCB_VERSION));
+	json_object_set_new(p, "target", json_string(t->path));
+	json_object_set_new(p, "recipe", json_pack("{s:o, s:O}", "digest", digest_json(&rd),
+						   "resolved", t->resolved));
+	for (i = 0; i < s->nchain; i++) {
+		const struct mcb_plan_step *c = s->chain[i];
+		json_t *in = json_object(), *out = json_object();
+
+		for (j = 0; j < c->ndeps; j++) {
+			json_object_set_new(in, c->deps[j].slot, digest_json(&c->in_digest[j]));
+			if (!c->deps[j].from)
+				json_array_append_new(sources, json_pack(
+					"{s:s, s:o, s:I}", "input", c->deps[j].what, "sha256",
+					digest_json(&c->in_digest[j]), "size",
+					(json_int_t)c->in_size[j]));
+		}
+		for (j = 0; j < c->action.nout; j++)
+			json_object_set_new(out, c->action.out[j].name,
+					    digest_json(&c->action.out[j].digest));
+		json_array_append_new(steps, json_pack("{s:s, s:i, s:o, s:O, s:o, s:o}", "kind",
+						       c->kind->name, "version", c->kind->version,
+						       "key", digest_json(&c->key), "params",
+						       c->params, "inputs", in, "outputs", out));
+	}
+	json_object_set_new(p, "sources", sources);
+	json_object_set_new(p, "steps", steps);
+	host_json(p);
+	return p;
+}
+
+/* The action output called name of step s, or NULL. */
+static const struct mcb_action_output *output_of(const struct mcb_plan_step *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->action.nout; i++)
+		if (!strcmp(s->action.out[i].name, name))
+			return &s->action.out[i];
+	return NULL;
+}
+
+/*
+ * Compute s's input digests, encoding and key (producers are DONE).
+ * Returns 0, or -1 after reporting the failure (a source cannot be read).
+ */
+static int compute_key(struct sched *sc, struct mcb_plan_step *s)
+{
+	struct mcb_build *b = sc->b;
+	struct mcb_errctx e;
+	struct mcb_buf enc = MCB_BUF_INIT;
+	json_t *a, *inputs;
+	size_t i;
+
+	mcb_errclear(&e);
+	if (!s->in_digest) {
+		s->in_digest = mcb_arena_array(sc->arena, s->ndeps + 1, sizeof(*s->in_digest));
+		s->in_size = mcb_arena_array(sc->arena, s->ndeps + 1, sizeof(*s->in_size));
+	}
+	for (i = 0; i < s->ndeps; i++) {
+		const struct mcb_plan_dep *d = &s->deps[i];
+
+		if (d->from) {
+			const struct mcb_action_output *o = output_of(d->from, d->output);
+
+			if (!o) {
+				fail(sc, "%s: step '%s' did not produce %s", s->desc, d->from->desc,
+				     d->output);
+				return -1;
+			}
+			s->in_digest[i] = o->digest;
+			s->in_size[i] = o->size;
+		} else if (mcb_statcache_digest(b->stat, d->source, &s->in_digest[i], &s->in_size[i],
+						&e)) {
+			clear_status(sc);
+			if (d->loc.file)
+				fprintf(b->err, "%s:%d:%d: error: %s: %s\n", d->loc.file, d->loc.line,
+					d->loc.col, d->what, e.msg);
+			fail(sc, "%s: %s", d->what, e.msg);
+			return -1;
+		}
+	}
+	if (s->target) {
+		json_decref(s->params);
+		s->params = bundle_params(s);
+	}
+	inputs = json_object();
+	for (i = 0; i < s->ndeps; i++)
+		json_object_set_new(inputs, s->deps[i].slot, digest_json(&s->in_digest[i]));
+	a = json_pack("{s:s, s:i, s:O, s:o}", "kind", s->kind->name, "version", s->kind->version,
+		      "params", s->params, "inputs", inputs);
+	mcb_json_canonical(a, &enc);
+	json_decref(a);
+	mcb_sha256(enc.data, enc.len, &s->key);
+	s->encoding = mcb_arena_strndup(sc->arena, enc.data, enc.len);
+	mcb_buf_release(&enc);
+	return 0;
+}
+
+/* Look s's key up.  Returns 1 on a hit (s->action filled), 0 on a miss. */
+static int lookup(struct sched *sc, struct mcb_plan_step *s)
+{
+	struct mcb_errctx e;
+	int rc;
+
+	mcb_errclear(&e);
+	rc = mcb_ac_get(sc->b->store, &s->key, sc->arena, &s->action, &e);
+	if (rc == 0)
+		return 1;
+	if (rc == MCB_ECORRUPT)
+		warn(sc, "%s; rebuilding", e.msg);
+	else if (rc != MCB_ENOENT)
+		warn(sc, "cannot read the action cache: %s", e.msg);
+	return 0;
+}
+
+/* ---- state transitions ---- */
+
+static void mark_done(struct sched *sc, struct mcb_plan_step *s, int ran)
+{
+	size_t i;
+
+	s->state = MCB_STEP_DONE;
+	s->ran = ran;
+	if (ran)
+		sc->b->nran++;
+	else
+		sc->b->ncached++;
+	mcb_explain_set(sc->b->explain, s->label, s->encoding);
+	for (i = 0; i < s->nusers; i++)
+		if (s->users[i]->state == MCB_STEP_WAITING && s->users[i]->nblock > 0)
+			s->users[i]->nblock--;
+}
+
+static void mark_failed(struct sched *sc, struct mcb_plan_step *s)
+{
+	size_t i;
+
+	if (s->state == MCB_STEP_FAILED)
+		return;
+	s->state = MCB_STEP_FAILED;
+	for (i = 0; i < s->nusers; i++)
+		mark_failed(sc, s->users[i]);
+}
+
+static size_t count_producers(const struct mcb_plan_step *s)
+{
+	size_t i, j, n = 0;
+
+	for (i = 0; i < s->ndeps; i++) {
+		if (!s->deps[i].from || s->deps[i].from->state == MCB_STEP_DONE)
+			continue;
+		for (j = 0; j < i; j++)
+			if (s->deps[j].from == s->deps[i].from)
+				break;
+		n += j == i;
+	}
+	return n;
+}
+
+/* A blob of producer p turned out corrupt (quarantined by the store): run p
+ * again, and make its users wait for it. */
+static void invalidate(struct sched *sc, struct mcb_plan_step *p)
+{
+	size_t i;
+
+	if (p->state != MCB_STEP_DONE)
+		return;
+	if (p->ran)
+		sc->b->nran--;
+	else
+		sc->b->ncached--;
+	p->state = MCB_STEP_READY;
+	p->encoding = NULL;
+	for (i = 0; i < p->nusers; i++) {
+		struct mcb_plan_step *u = p->users[i];
+
+		if (u->state == MCB_STEP_DONE || u->state == MCB_STEP_RUNNING)
+			continue;
+		u->state = MCB_STEP_WAITING;
+		u->encoding = NULL;
+		u->nblock = count_producers(u);
+	}
+	sc->total++;
+}
+
+/* ---- running a step (child side) ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Store every file the step wrote and then its action entry. */
+static int store_outputs(struct mcb_build *b, struct mcb_plan_step *s, struct mcb_arena *a,
+			 const char *outdir, const char *log, struct mcb_errctx *e)
+{
+	struct mcb_action act;
+	const char **names;
+	struct dirent *d;
+	size_t n = 0, i;
+	DIR *dir;
+	int rc = 0;
+
+	names = mcb_arena_array(a, s->noutputs + 1, sizeof(*names));
+	dir = opendir(outdir);
+	if (!dir)
+		return mcb_errf(e, MCB_EIO, "cannot open '%s':", outdir);
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		for (i = 0; i < s->noutputs; i++)
+			if (!strcmp(s->outputs[i], d->d_name))
+				break;
+		if (i == s->noutputs) {
+			rc = mcb_errf(e, MCB_EINTERNAL, "step wrote an unexpected file '%s'", d->d_name);
+			break;
+		}
+		names[n++] = mcb_arena_strdup(a, d->d_name);
+	}
+	closedir(dir);
+	if (rc)
+		return rc;
+	if (n != s->noutputs)
+		return mcb_errf(e, MCB_EINTERNAL, "step wrote %zu of its %zu outputs", n, s->noutputs);
+	qsort(names, n, sizeof(*names), cmp_str);
+	act.out = mcb_arena_array(a, n, sizeof(*act.out));
+	act.nout = n;
+	act.log = log;
+	for (i = 0; i < n && !rc; i++) {
+		act.out[i].name = names[i];
+		rc = mcb_store_put_file(b->store, mcb_path_join(a, outdir, names[i]),
+					&act.out[i].digest, &act.out[i].size, e);
+	}
+	if (!rc)
+		rc = mcb_ac_put(b->store, &s->key, &act, e);
+	return rc;
+}
+
+static void child_write(int fd, const char *p, size_t n)
+{
+	(void)mcb_os_write_all(fd, p, n);
+}
+
+/* Runs in the child process; never returns. */
+static void run_child(struct mcb_build *b, struct mcb_plan_step *s, int fd)
+{
+	struct mcb_step_input *in;
+	struct mcb_stepctx ctx;
+	struct mcb_buf log = MCB_BUF_INIT;
+	struct mcb_errctx e;
+	struct mcb_arena a;
+	char hex[MCB_HEX_LEN + 1], *dir, *indir, *outdir;
+	int rc = 0, code = EXIT_STEP_FAILED;
+	size_t i;
+
+	mcb_arena_init(&a);
+	mcb_errclear(&e);
+	mcb_digest_hex(&s->key, hex);
+	dir = mcb_arena_printf(&a, "%s/%.16s-%ld", b->tmpdir, hex, (long)getpid());
+	indir = mcb_path_join(&a, dir, "in");
+	outdir = mcb_path_join(&a, dir, "out");
+	rc = mcb_os_mkdirs(indir, &e);
+	if (!rc)
+		rc = mcb_os_mkdirs(outdir, &e);
+	in = mcb_arena_array(&a, s->ndeps + 1, sizeof(*in));
+	for (i = 0; i < s->ndeps && !rc; i++) {
+		const struct mcb_plan_dep *d = &s->deps[i];
+
+		in[i].name = d->slot;
+		in[i].digest = s->in_digest[i];
+		in[i].size = s->in_size[i];
+		if (!d->from) {
+			in[i].path = d->source;
+		} else if (s->target) {
+			in[i].path = NULL; /* bundle: digests and sizes are all it needs */
+		} else {
+			in[i].path = mcb_path_join(&a, indir, d->slot);
+			rc = mcb_store_get_file(b->store, &s->in_digest[i], in[i].path, &e);
+			if (rc == MCB_ECORRUPT || rc == MCB_ENOENT) {
+				char line[MCB_HEX_LEN + 2];
+
+				mcb_digest_hex(&s->in_digest[i], line);
+				line[MCB_HEX_LEN] = '\n';
+				child_write(fd, e.msg, strlen(e.msg));
+				child_write(fd, "\n", 1);
+				child_write(fd, line, MCB_HEX_LEN + 1);
+				mcb_os_rmtree(dir, NULL);
+				_exit(EXIT_INPUT_CORRUPT);
+			}
+		}
+	}
+	if (!rc) {
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.params = s->params;
+		ctx.in = in;
+		ctx.nin = s->ndeps;
+		ctx.outdir = outdir;
+		ctx.scratch = &a;
+		ctx.log = &log;
+		ctx.e = &e;
+		ctx.blas_threads = mcb_os_ncpu() / b->opts.jobs;
+		if (ctx.blas_threads < 1)
+			ctx.blas_threads = 1;
+		mcb_blas_set_threads(ctx.blas_threads);
+		rc = s->kind->run(&ctx);
+		if (rc && !e.msg[0])
+			mcb_errf(&e, rc, "%s", mcb_strerror(rc));
+	}
+	if (!rc)
+		rc = store_outputs(b, s, &a, outdir, mcb_buf_str(&log), &e);
+	child_write(fd, mcb_buf_str(&log), log.len);
+	if (rc) {
+		child_write(fd, e.msg, strlen(e.msg));
+		child_write(fd, "\n", 1);
+	} else {
+		code = 0;
+	}
+	mcb_os_rmtree(dir, NULL);
+	_exit(code);
+}
+
+/* ---- running a step (parent side) ---- */
+
+static int start(struct sched *sc, struct mcb_plan_step *s)
+{
+	struct mcb_build *b = sc->b;
+	struct job *j = NULL;
+	int fds[2];
+	size_t i;
+	pid_t pid;
+
+	for (i = 0; i < (size_t)b->opts.jobs; i++)
+		if (!sc->jobs[i].pid) {
+			j = &sc->jobs[i];
+			break;
+		}
+	if (!j)
+		return -1;
+	if (pipe(fds) < 0) {
+		fail(sc, "cannot create a pipe: %s", strerror(errno));
+		return -1;
+	}
+	sc->started++;
+	show_status(sc, s->desc);
+	sc->last_started = s;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		fail(sc, "cannot fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		run_child(b, s, fds[1]);
+	}
+	close(fds[1]);
+	j->step = s;
+	j->pid = pid;
+	j->fd = fds[0];
+	mcb_buf_reset(&j->out);
+	s->state = MCB_STEP_RUNNING;
+	sc->running++;
+	return 0;
+}
+
+/* The last line of text (without its newline), in place. */
+static char *last_line(struct mcb_buf *t)
+{
+	char *p;
+
+	while (t->len && t->data[t->len - 1] == '\n')
+		t->data[--t->len] = '\0';
+	if (!t->len)
+		return t->data ? t->data : (char *)"";
+	p = strrchr(t->data, '\n');
+	return p ? p + 1 : t->data;
+}
+
+static void finish(struct sched *sc, struct job *j, int status)
+{
+	struct mcb_plan_step *s = j->step;
+	struct mcb_errctx e;
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	char *why;
+
+	sc->running--;
+	j->pid = 0;
+	mcb_errclear(&e);
+	if (code == 0) {
+		if (mcb_ac_get(sc->b->store, &s->key, sc->arena, &s->action, &e)) {
+			clear_status(sc);
+			fprintf(sc->b->out, "FAILED: %s\n", s->desc);
+			fail(sc, "%s: its results did not reach the cache: %s", s->desc, e.msg);
+			mark_failed(sc, s);
+			return;
+		}
+		if (j->out.len) {
+			if (sc->last_started != s)
+				print_lines(sc, s->desc, strlen(s->desc));
+			print_lines(sc, j->out.data, j->out.len);
+		}
+		mark_done(sc, s, 1);
+		return;
+	}
+	if (code == EXIT_INPUT_CORRUPT) {
+		struct mcb_digest d;
+		char *hexline = last_line(&j->out);
+		size_t i;
+
+		/* the line before the digest is the store's message */
+		if (hexline > j->out.data)
+			hexline[-1] = '\0';
+		warn(sc, "%s; rebuilding", j->out.data);
+		if (mcb_digest_parse(hexline, strlen(hexline), &d) == 0) {
+			for (i = 0; i < s->ndeps; i++)
+				if (s->deps[i].from && mcb_digest_eq(&s->in_digest[i], &d))
+					invalidate(sc, s->deps[i].from);
+		}
+		s->state = MCB_STEP_WAITING;
+		s->encoding = NULL;
+		s->nblock = count_producers(s);
+		sc->started--;
+		return;
+	}
+	why = last_line(&j->out);
+	clear_status(sc);
+	fprintf(sc->b->out, "FAILED: %s\n", s->desc);
+	if (why > j->out.data)
+		print_lines(sc, j->out.data, (size_t)(why - j->out.data));
+	if (code < 0) {
+		fprintf(sc->b->out, "  killed by signal %d\n", WTERMSIG(status));
+		fail(sc, "%s: killed by signal %d", s->desc, WTERMSIG(status));
+	} else {
+		fprintf(sc->b->out, "  %s\n", why);
+		fail(sc, "%s: %s", s->desc, why);
+	}
+	fflush(sc->b->out);
+	mark_failed(sc, s);
+}
+
+/* Wait for output or exit of any running child and handle it. */
+static void wait_any(struct sched *sc)
+{
+	struct pollfd *pfd;
+	size_t i, n = 0, njobs = (size_t)sc->b->opts.jobs;
+	char buf[65536];
+	ssize_t r;
+
+	pfd = mcb_xcalloc(njobs, sizeof(*pfd));
+	for (i = 0; i < njobs; i++) {
+		pfd[i].fd = sc->jobs[i].pid && sc->jobs[i].fd >= 0 ? sc->jobs[i].fd : -1;
+		pfd[i].events = POLLIN;
+		n += pfd[i].fd >= 0;
+	}
+	if (n && poll(pfd, njobs, -1) < 0 && errno != EINTR)
+		mcb_die("poll: %s", strerror(errno));
+	for (i = 0; i < njobs; i++) {
+		struct job *j = &sc->jobs[i];
+		int status;
+
+		if (!j->pid)
+			continue;
+		if (j->fd >= 0 && pfd[i].revents) {
+			r = read(j->fd, buf, sizeof(buf));
+			if (r > 0) {
+				mcb_buf_add(&j->out, buf, (size_t)r);
+				continue;
+			}
+			if (r < 0 && errno == EINTR)
+				continue;
+			close(j->fd);
+			j->fd = -1;
+		}
+		if (j->fd < 0) {
+			while (waitpid(j->pid, &status, 0) < 0)
+				if (errno != EINTR)
+					mcb_die("waitpid: %s", strerror(errno));
+			finish(sc, j, status);
+		}
+	}
+	free(pfd);
+}
+
+/* ---- installing targets ---- */
+
+struct file {
+	const char *name;
+	const struct mcb_action_output *out;
+	struct mcb_plan_step *producer;
+};
+
+static size_t target_files(const struct mcb_plan_target *pt, struct file *f)
+{
+	size_t n = 0, i;
+
+	for (i = 0; i < pt->exp->action.nout; i++)
+		f[n++] = (struct file){pt->exp->action.out[i].name, &pt->exp->action.out[i], pt->exp};
+	for (i = 0; i < pt->bundle->action.nout; i++)
+		f[n++] = (struct file){pt->bundle->action.out[i].name, &pt->bundle->action.out[i],
+				       pt->bundle};
+	return n;
+}
+
+/* Is the installed target identical to what the build produced?  *why says
+ * what differs when not. */
+static int target_uptodate(struct sched *sc, const char *dir, struct file *f, size_t n,
+			   struct mcb_arena *a, const char **why)
+{
+	struct mcb_digest d;
+	struct mcb_errctx e;
+	uint64_t size;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const char *path = mcb_path_join(a, dir, f[i].name);
+		int rc = mcb_statcache_digest(sc->b->stat, path, &d, &size, &e);
+
+		if (rc == MCB_ENOENT) {
+			*why = mcb_arena_printf(a, "%s is missing", f[i].name);
+			return 0;
+		}
+		if (rc) {
+			*why = mcb_arena_printf(a, "%s cannot be read", f[i].name);
+			return 0;
+		}
+		if (!mcb_digest_eq(&d, &f[i].out->digest)) {
+			*why = mcb_arena_printf(a, "%s differs from the build result", f[i].name);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Install target pt: write its files into a temporary sibling directory,
+ * fsync, then swap it in (rename, or an atomic exchange with the old
+ * directory).  A failure leaves the old target untouched.  Returns 0, 1 when
+ * a blob was corrupt (its producer has been invalidated), or -1 on failure.
+ */
+static int install(struct sched *sc, const struct mcb_plan_target *pt)
+{
+	struct mcb_build *b = sc->b;
+	struct file files[16];
+	struct mcb_arena a;
+	struct mcb_errctx e;
+	const char *why = NULL, *dir, *parent, *tmp, *base;
+	size_t n, i;
+	int rc = 0;
+
+	mcb_arena_init(&a);
+	mcb_errclear(&e);
+	n = target_files(pt, files);
+	dir = mcb_path_join(&a, b->root, pt->target->path);
+	if (target_uptodate(sc, dir, files, n, &a, &why)) {
+		b->nuptodate++;
+		mcb_arena_release(&a);
+		return 0;
+	}
+	explain(sc, pt->target->path, why);
+	sc->started++;
+	sc->total++;
+	show_status(sc, mcb_arena_printf(&a, "install %s", pt->target->path));
+	parent = mcb_path_dir(&a, dir);
+	base = strrchr(dir, '/') + 1;
+	tmp = mcb_arena_printf(&a, "%s/.%s.tmp.%ld", parent, base, (long)getpid());
+	rc = mcb_os_mkdirs(parent, &e);
+	if (!rc)
+		rc = mcb_os_rmtree(tmp, &e);
+	if (!rc)
+		rc = mcb_os_mkdirs(tmp, &e);
+	for (i = 0; i < n && !rc; i++) {
+		rc = mcb_store_get_file(b->store, &files[i].out->digest,
+					mcb_path_join(&a, tmp, files[i].name), &e);
+		if (rc == MCB_ECORRUPT || rc == MCB_ENOENT) {
+			warn(sc, "%s; rebuilding", e.msg);
+			invalidate(sc, files[i].producer);
+			mcb_os_rmtree(tmp, NULL);
+			mcb_arena_release(&a);
+			return 1;
+		}
+	}
+	if (!rc)
+		rc = mcb_os_fsync_dir(tmp, &e);
+	if (!rc) {
+		if (mcb_os_isdir(dir)) {
+			rc = mcb_os_exchange(tmp, dir, &e);
+			if (!rc)
+				rc = mcb_os_rmtree(tmp, &e);
+		} else if (rename(tmp, dir) < 0) {
+			rc = mcb_errf(&e, MCB_EIO, "cannot rename '%s' to '%s':", tmp, dir);
+		}
+	}
+	if (!rc)
+		rc = mcb_os_fsync_dir(parent, &e);
+	if (rc) {
+		mcb_os_rmtree(tmp, NULL);
+		clear_status(sc);
+		fprintf(b->out, "FAILED: install %s\n  %s\n", pt->target->path, e.msg);
+		fail(sc, "install %s: %s", pt->target->path, e.msg);
+		mcb_arena_release(&a);
+		return -1;
+	}
+	b->ninstalled++;
+	mcb_arena_release(&a);
+	return 0;
+}
+
+/* ---- the loop ---- */
+
+/*
+ * Handle every step whose producers are done, in plan (topological) order:
+ * compute its key and look it up once; hits finish at once, misses start
+ * while job slots are free (a miss waiting for a slot keeps its key).  With
+ * no_start, only look up.  Returns 1 if anything changed.
+ */
+static int advance(struct sched *sc, int no_start)
+{
+	struct mcb_plan *p = sc->b->plan;
+	int changed = 0;
+	size_t i;
+
+	for (i = 0; i < p->nsteps && !sc->stop; i++) {
+		struct mcb_plan_step *s = p->steps[i];
+
+		if (s->state == MCB_STEP_WAITING && s->nblock == 0)
+			s->state = MCB_STEP_READY;
+		if (s->state != MCB_STEP_READY)
+			continue;
+		if (!s->encoding) {
+			if (compute_key(sc, s)) {
+				mark_failed(sc, s);
+				changed = 1;
+				continue;
+			}
+			if (lookup(sc, s)) {
+				mark_done(sc, s, 0);
+				if (sc->total)
+					sc->total--;
+				changed = 1;
+				continue;
+			}
+			if (sc->b->opts.explain) {
+				struct mcb_buf why = MCB_BUF_INIT;
+
+				mcb_explain_why(mcb_explain_get(sc->b->explain, s->label), s->encoding,
+						&why);
+				explain(sc, s->desc, why.data);
+				mcb_buf_release(&why);
+			}
+		}
+		if (no_start || sc->running >= (size_t)sc->b->opts.jobs)
+			continue;
+		if (start(sc, s) == 0)
+			changed = 1;
+	}
+	return changed;
+}
+
+/* -n: walk the plan once; steps whose inputs are known are looked up, the
+ * rest would run. */
+static void dry_run(struct sched *sc)
+{
+	struct mcb_plan *p = sc->b->plan;
+	size_t i, j, n = 0;
+
+	for (i = 0; i < p->nsteps; i++) {
+		struct mcb_plan_step *s = p->steps[i];
+		int known = 1;
+
+		for (j = 0; j < s->ndeps; j++)
+			if (s->deps[j].from && s->deps[j].from->state != MCB_STEP_DONE)
+				known = 0;
+		if (known && compute_key(sc, s) == 0 && lookup(sc, s)) {
+			mark_done(sc, s, 0);
+			continue;
+		}
+		s->state = MCB_STEP_DRY;
+		n++;
+	}
+	sc->total = n;
+	for (i = 0; i < p->nsteps; i++) {
+		struct mcb_plan_step *s = p->steps[i];
+
+		if (s->state != MCB_STEP_DRY)
+			continue;
+		if (sc->b->opts.explain) {
+			struct mcb_buf why = MCB_BUF_INIT;
+
+			if (s->encoding)
+				mcb_explain_why(mcb_explain_get(sc->b->explain, s->label), s->encoding,
+						&why);
+			else
+				mcb_buf_adds(&why, "an input is produced by a step that will run");
+			explain(sc, s->desc, why.data);
+			mcb_buf_release(&why);
+		}
+		sc->started++;
+		show_status(sc, s->desc);
+	}
+	for (i = 0; i < p->ntargets; i++) {
+		const struct mcb_plan_target *pt = &p->targets[i];
+
+		if (pt->bundle->state != MCB_STEP_DONE || pt->exp->state != MCB_STEP_DONE) {
+			sc->started++;
+			sc->total++;
+			show_status(sc, mcb_arena_printf(sc->arena, "install %s", pt->target->path));
+		} else {
+			struct file files[16];
+			const char *why = NULL;
+			size_t nf = target_files(pt, files);
+
+			if (!target_uptodate(sc, mcb_path_join(sc->arena, sc->b->root, pt->target->path),
+					     files, nf, sc->arena, &why)) {
+				sc->started++;
+				sc->total++;
+				explain(sc, pt->target->path, why);
+				show_status(sc, mcb_arena_printf(sc->arena, "install %s",
+								 pt->target->path));
+			}
+		}
+	}
+}
+
+int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
+{
+	struct mcb_plan *p = b->plan;
+	struct sched sc;
+	size_t i;
+	int tries, again, rc = 0;
+
+	memset(&sc, 0, sizeof(sc));
+	sc.b = b;
+	sc.arena = b->arena;
+	if (b->opts.jobs < 1)
+		b->opts.jobs = 1;
+	for (i = 0; i < p->nsteps; i++) {
+		struct mcb_plan_step *s = p->steps[i];
+
+		s->state = MCB_STEP_WAITING;
+		s->nblock = count_producers(s);
+	}
+	if (b->opts.dry_run) {
+		dry_run(&sc);
+		goto out;
+	}
+	sc.jobs = mcb_xcalloc((size_t)b->opts.jobs, sizeof(*sc.jobs));
+	/* Count as work every step that the cache cannot answer now. */
+	sc.total = p->nsteps;
+	advance(&sc, 1);
+	for (tries = 0; tries < MAX_RETRIES; tries++) {
+		for (;;) {
+			int changed = advance(&sc, 0);
+
+			if (!sc.running) {
+				if (!changed)
+					break;
+				continue;
+			}
+			wait_any(&sc);
+		}
+		again = 0;
+		for (i = 0; i < p->ntargets && !sc.stop; i++) {
+			const struct mcb_plan_target *pt = &p->targets[i];
+
+			if (pt->bundle->state != MCB_STEP_DONE || pt->exp->state != MCB_STEP_DONE)
+				continue;
+			rc = install(&sc, pt);
+			if (rc == 1)
+				again = 1;
+		}
+		if (!again)
+			break;
+	}
+	clear_status(&sc);
+	for (i = 0; i < (size_t)b->opts.jobs; i++)
+		mcb_buf_release(&sc.jobs[i].out);
+	free(sc.jobs);
+out:
+	if (b->opts.tty && sc.started)
+		fputc('\n', b->out), sc.status_shown = 0;
+	fflush(b->out);
+	(void)e;
+	if (b->nfailed)
+		return MCB_ESTEP;
+	for (i = 0; i < p->ntargets; i++)
+		if (p->targets[i].bundle->state != MCB_STEP_DONE && !b->opts.dry_run) {
+			if (!b->failure[0])
+				snprintf(b->failure, sizeof(b->failure), "target %s was not built",
+					 p->targets[i].target->path);
+			return MCB_ESTEP;
+		}
+	return rc < 0 ? MCB_ESTEP : 0;
+}

@@ -1,0 +1,264 @@
+/*
+ * explain: last action encodings by step label.
+ *
+ * File format (.mcbuild/explain.log), text:
+ *   line 1: "mcbuild-explain 1"
+ *   then one line per step: <label> TAB <canonical action encoding>
+ * Labels hold no TAB or newline (names are [A-Za-z0-9._-]); encodings are
+ * compact ASCII JSON.  Written whole, atomically (tmp + fsync + rename).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "mcb/buf.h"
+#include "mcb/err.h"
+#include "mcb/explain.h"
+#include "mcb/json.h"
+#include "mcb/os.h"
+#include "mcb/strmap.h"
+
+#define HEADER "mcbuild-explain 1\n"
+#define MAX_LOG (64u << 20)
+
+struct entry {
+	char *label;
+	char *enc;
+};
+
+struct mcb_explain {
+	char *path;
+	struct mcb_strmap map;  /* label -> struct entry * */
+	struct entry **v;       /* n entries in insertion order */
+	size_t n, cap;
+	int dirty;
+};
+
+static void put(struct mcb_explain *x, const char *label, const char *enc, size_t enclen)
+{
+	struct entry *en = mcb_strmap_get(&x->map, label);
+
+	if (en) {
+		free(en->enc);
+		en->enc = mcb_xmalloc(enclen + 1);
+		memcpy(en->enc, enc, enclen);
+		en->enc[enclen] = '\0';
+		return;
+	}
+	en = mcb_xmalloc(sizeof(*en));
+	en->label = mcb_xstrdup(label);
+	en->enc = mcb_xmalloc(enclen + 1);
+	memcpy(en->enc, enc, enclen);
+	en->enc[enclen] = '\0';
+	if (x->n == x->cap) {
+		x->cap = x->cap ? x->cap * 2 : 64;
+		x->v = mcb_xrealloc(x->v, x->cap * sizeof(*x->v));
+	}
+	x->v[x->n++] = en;
+	mcb_strmap_put(&x->map, en->label, en);
+}
+
+struct mcb_explain *mcb_explain_open(const char *path, int *warning, struct mcb_errctx *e)
+{
+	struct mcb_explain *x = mcb_xcalloc(1, sizeof(*x));
+	struct mcb_buf b = MCB_BUF_INIT;
+	char *p, *nl, *tab;
+	int rc;
+
+	*warning = 0;
+	x->path = mcb_xstrdup(path);
+	rc = mcb_os_read_file(path, MAX_LOG, &b, e);
+	if (rc) {
+		if (rc != MCB_ENOENT)
+			*warning = 1;
+		mcb_buf_release(&b);
+		return x;
+	}
+	if (b.len < strlen(HEADER) || memcmp(b.data, HEADER, strlen(HEADER))) {
+		*warning = 1;
+		mcb_errf(e, MCB_EFORMAT, "'%s' is not an explain log; starting afresh", path);
+		mcb_buf_release(&b);
+		return x;
+	}
+	for (p = b.data + strlen(HEADER); *p; p = nl + 1) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			break; /* a torn last line is dropped */
+		*nl = '\0';
+		tab = strchr(p, '\t');
+		if (!tab || tab == p)
+			continue;
+		*tab = '\0';
+		put(x, p, tab + 1, (size_t)(nl - tab - 1));
+	}
+	mcb_buf_release(&b);
+	return x;
+}
+
+const char *mcb_explain_get(struct mcb_explain *x, const char *label)
+{
+	struct entry *en = mcb_strmap_get(&x->map, label);
+
+	return en ? en->enc : NULL;
+}
+
+void mcb_explain_set(struct mcb_explain *x, const char *label, const char *encoding)
+{
+	const char *old = mcb_explain_get(x, label);
+
+	if (old && !strcmp(old, encoding))
+		return;
+	put(x, label, encoding, strlen(encoding));
+	x->dirty = 1;
+}
+
+int mcb_explain_save(struct mcb_explain *x, struct mcb_errctx *e)
+{
+	struct mcb_buf b = MCB_BUF_INIT;
+	size_t i;
+	int rc;
+
+	if (!x->dirty)
+		return 0;
+	mcb_buf_adds(&b, HEADER);
+	for (i = 0; i < x->n; i++)
+		mcb_buf_printf(&b, "%s\t%s\n", x->v[i]->label, x->v[i]->enc);
+	rc = mcb_os_write_atomic(x->path, b.data, b.len, 0644, e);
+	mcb_buf_release(&b);
+	if (!rc)
+		x->dirty = 0;
+	return rc;
+}
+
+void mcb_explain_close(struct mcb_explain *x)
+{
+	size_t i;
+
+	if (!x)
+		return;
+	for (i = 0; i < x->n; i++) {
+		free(x->v[i]->label);
+		free(x->v[i]->enc);
+		free(x->v[i]);
+	}
+	free(x->v);
+	mcb_strmap_release(&x->map);
+	free(x->path);
+	free(x);
+}
+
+static void clause(struct mcb_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void clause(struct mcb_buf *out, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (out->len)
+		mcb_buf_adds(out, "; ");
+	va_start(ap, fmt);
+	mcb_buf_vprintf(out, fmt, ap);
+	va_end(ap);
+}
+
+static char *short_json(const json_t *v)
+{
+	struct mcb_buf b = MCB_BUF_INIT;
+
+	if (!v)
+		return mcb_xstrdup("(unset)");
+	mcb_json_canonical(v, &b);
+	if (b.len > 60) {
+		b.len = 57;
+		mcb_buf_adds(&b, "...");
+	}
+	return mcb_buf_detach(&b, NULL);
+}
+
+/* Differences between two parameter objects, one clause per key (recursing
+ * into nested objects with dotted paths). */
+static void diff_params(const char *prefix, const json_t *a, const json_t *b, struct mcb_buf *out)
+{
+	const char *key;
+	json_t *va, *vb;
+
+	json_object_foreach((json_t *)a, key, va) {
+		char *path;
+
+		vb = json_object_get(b, key);
+		if (vb && json_equal(va, vb))
+			continue;
+		path = prefix[0] ? NULL : mcb_xstrdup(key);
+		if (!path) {
+			size_t n = strlen(prefix) + strlen(key) + 2;
+
+			path = mcb_xmalloc(n);
+			snprintf(path, n, "%s.%s", prefix, key);
+		}
+		if (json_is_object(va) && json_is_object(vb)) {
+			diff_params(path, va, vb, out);
+		} else {
+			char *sa = short_json(va), *sb = short_json(vb);
+
+			clause(out, "parameter %s: %s -> %s", path, sa, sb);
+			free(sa);
+			free(sb);
+		}
+		free(path);
+	}
+	json_object_foreach((json_t *)b, key, vb) {
+		if (!json_object_get(a, key)) {
+			char *sb = short_json(vb);
+
+			clause(out, "parameter %s%s%s: (unset) -> %s", prefix, prefix[0] ? "." : "",
+			       key, sb);
+			free(sb);
+		}
+	}
+}
+
+void mcb_explain_why(const char *old, const char *new_enc, struct mcb_buf *out)
+{
+	json_t *a, *b, *ia, *ib, *va, *vb;
+	struct mcb_buf mine = MCB_BUF_INIT;
+	const char *key;
+
+	if (!old) {
+		mcb_buf_adds(out, "no previous build of this step");
+		return;
+	}
+	a = json_loads(old, 0, NULL);
+	b = json_loads(new_enc, 0, NULL);
+	if (!a || !b) {
+		mcb_buf_adds(out, "the recorded action is unreadable");
+		goto out;
+	}
+	if (!json_equal(json_object_get(a, "kind"), json_object_get(b, "kind")))
+		clause(&mine, "step kind changed");
+	else if (!json_equal(json_object_get(a, "version"), json_object_get(b, "version")))
+		clause(&mine, "%s version %lld -> %lld",
+		       json_string_value(json_object_get(b, "kind")),
+		       (long long)json_integer_value(json_object_get(a, "version")),
+		       (long long)json_integer_value(json_object_get(b, "version")));
+	diff_params("", json_object_get(a, "params"), json_object_get(b, "params"), &mine);
+	ia = json_object_get(a, "inputs");
+	ib = json_object_get(b, "inputs");
+	json_object_foreach(ib, key, vb) {
+		va = json_object_get(ia, key);
+		if (!va)
+			clause(&mine, "new input %s", key);
+		else if (!json_equal(va, vb))
+			clause(&mine, "input %s changed (%.12s -> %.12s)", key, json_string_value(va),
+			       json_string_value(vb));
+	}
+	json_object_foreach(ia, key, va)
+		if (!json_object_get(ib, key))
+			clause(&mine, "input %s removed", key);
+	if (!mine.len)
+		mcb_buf_adds(&mine, "same action, but its result is not in the cache");
+	mcb_buf_add(out, mine.data, mine.len);
+out:
+	mcb_buf_release(&mine);
+	json_decref(a);
+	json_decref(b);
+}

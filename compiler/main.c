@@ -1,0 +1,437 @@
+/*
+ * main: the mcbuild command line.  Parses options, finds and loads the
+ * workspace, resolves the requested targets, plans and builds them.  The
+ * only place that exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "mcb/arena.h"
+#include "mcb/build.h"
+#include "mcb/diag.h"
+#include "mcb/err.h"
+#include "mcb/explain.h"
+#include "mcb/hash.h"
+#include "mcb/os.h"
+#include "mcb/plan.h"
+#include "mcb/recipe.h"
+#include "mcb/statcache.h"
+#include "mcb/step.h"
+#include "mcb/store.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+	"usage: mcbuild [options] [target...]\n"
+	"       mcbuild [options] clean [--all] [target...]\n"
+	"       mcbuild [options] graph [target...]\n"
+	"       mcbuild [options] query targets|steps|keys [target...]\n"
+	"\n"
+	"Builds compressed-model targets declared in mcbuild.yaml (searched for in the\n"
+	"current directory and its parents).  A target is a path such as\n"
+	"targets/cpu-avx2-int8; a directory (targets/) builds every declared target\n"
+	"under it; no target builds the recipe's default: list, else every declared one.\n"
+	"\n"
+	"options:\n"
+	"  -C DIR     change to DIR before doing anything\n"
+	"  -j N       run N steps in parallel (default: the number of CPUs)\n"
+	"  -k         keep going after a failure with what does not depend on it\n"
+	"  -n         dry run: print the steps that would run, run nothing\n"
+	"  -d MODE    debugging: explain (why each step runs), stats (counters)\n"
+	"  --version  print the version and exit\n"
+	"  -h, --help print this help and exit\n"
+	"\n"
+	"commands:\n"
+	"  clean      remove the targets' directories (--all: also .mcbuild/, the\n"
+	"             workspace's state and its default cache)\n"
+	"  graph      print the step graph in Graphviz dot\n"
+	"  query      targets: the targets and what they resolve to;\n"
+	"             steps: each step's kind, label and parameters;\n"
+	"             keys: each step's action key and whether it is cached\n"
+	"\n"
+	"environment:\n"
+	"  MCBUILD_CACHE  cache directory (default: cache: dir: in the recipe, else\n"
+	"                 .mcbuild/cache in the workspace)\n";
+
+struct cli {
+	const char *dir;
+	int jobs, keep_going, dry_run, explain, stats, all;
+	const char *cmd;      /* build, clean, graph, query */
+	const char *what;     /* query: targets|steps|keys */
+	char **args;
+	int nargs;
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fputs("mcbuild: error: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs("\n(see mcbuild --help)\n", stderr);
+	return EXIT_USAGE;
+}
+
+static int parse_args(int argc, char **argv, struct cli *c)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"all", no_argument, NULL, 'a'},
+		{NULL, 0, NULL, 0},
+	};
+	char *end;
+	long n;
+	int ch;
+
+	memset(c, 0, sizeof(*c));
+	c->cmd = "build";
+	while ((ch = getopt_long(argc, argv, "+C:j:knd:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'C':
+			c->dir = optarg;
+			break;
+		case 'j':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || n < 1 || n > 1024)
+				return usage_error("-j needs a number of jobs from 1 to 1024, not '%s'",
+						   optarg);
+			c->jobs = (int)n;
+			break;
+		case 'k':
+			c->keep_going = 1;
+			break;
+		case 'n':
+			c->dry_run = 1;
+			break;
+		case 'd':
+			if (!strcmp(optarg, "explain"))
+				c->explain = 1;
+			else if (!strcmp(optarg, "stats"))
+				c->stats = 1;
+			else
+				return usage_error("unknown debug mode '%s' (explain, stats)", optarg);
+			break;
+		case 'a':
+			c->all = 1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(EXIT_OK);
+		case 'V':
+			printf("mcbuild %s\n", MCB_VERSION);
+			exit(EXIT_OK);
+		default:
+			fputs("(see mcbuild --help)\n", stderr);
+			return EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc > 0 && (!strcmp(argv[0], "build") || !strcmp(argv[0], "clean") ||
+			 !strcmp(argv[0], "graph") || !strcmp(argv[0], "query"))) {
+		c->cmd = argv[0];
+		argc--;
+		argv++;
+	}
+	if (!strcmp(c->cmd, "clean") && argc > 0 && !strcmp(argv[0], "--all")) {
+		c->all = 1;
+		argc--;
+		argv++;
+	}
+	if (!strcmp(c->cmd, "query")) {
+		if (argc == 0 || (strcmp(argv[0], "targets") && strcmp(argv[0], "steps") &&
+				  strcmp(argv[0], "keys")))
+			return usage_error("query needs one of targets, steps, keys%s", "");
+		c->what = argv[0];
+		argc--;
+		argv++;
+	}
+	c->args = argv;
+	c->nargs = argc;
+	return EXIT_OK;
+}
+
+/* "to" relative to "from" (both absolute, clean): "" when equal. */
+static char *relative_path(struct mcb_arena *a, const char *from, const char *to)
+{
+	size_t i = 0, common = 0;
+	struct mcb_arena *A = a;
+	char *out;
+	const char *p;
+
+	while (from[i] && to[i] && from[i] == to[i]) {
+		if (from[i] == '/')
+			common = i;
+		i++;
+	}
+	if (!from[i] && (!to[i] || to[i] == '/'))
+		common = i;
+	else if (!to[i] && from[i] == '/')
+		common = i;
+	out = mcb_arena_strdup(A, "");
+	for (p = from + common; *p; p++)
+		if (*p == '/')
+			out = mcb_arena_printf(A, "%s../", out);
+	p = to + common;
+	if (*p == '/')
+		p++;
+	if (*p)
+		out = mcb_arena_printf(A, "%s%s/", out, p);
+	return out;
+}
+
+/* Turn a command-line target (relative to the cwd) into a workspace path. */
+static char *request_path(struct mcb_arena *a, const char *cwd_in_ws, const char *arg)
+{
+	int dir = arg[0] && arg[strlen(arg) - 1] == '/';
+	char *joined = mcb_arena_printf(a, "%s%s", cwd_in_ws, arg);
+	char *clean = mcb_path_clean_relative(a, joined);
+
+	if (!clean)
+		return NULL;
+	if (!strcmp(clean, "."))
+		return mcb_arena_strdup(a, "");
+	return dir ? mcb_arena_printf(a, "%s/", clean) : clean;
+}
+
+static void print_targets(struct mcb_target **t, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		printf("%s  model=%s hardware=%s%s%s%s scheme=%s export=%s\n", t[i]->path,
+		       t[i]->model->name, t[i]->hw_name, strcmp(t[i]->hw_name, t[i]->hw->name) ? " (" : "",
+		       strcmp(t[i]->hw_name, t[i]->hw->name) ? t[i]->hw->name : "",
+		       strcmp(t[i]->hw_name, t[i]->hw->name) ? ")" : "", t[i]->scheme->name,
+		       t[i]->export_format);
+}
+
+static void print_steps(const struct mcb_plan *p, int keys)
+{
+	char hex[MCB_HEX_LEN + 1];
+	size_t i;
+
+	for (i = 0; i < p->nsteps; i++) {
+		const struct mcb_plan_step *s = p->steps[i];
+
+		if (!keys) {
+			char *params = json_dumps(s->params, JSON_COMPACT | JSON_SORT_KEYS);
+
+			printf("%s\t%s v%d\t%s\t%s\n", s->label, s->kind->name, s->kind->version,
+			       s->desc, s->target ? "(provenance, set at build time)" : params);
+			free(params);
+			continue;
+		}
+		if (s->encoding) {
+			mcb_digest_hex(&s->key, hex);
+			printf("%s  %-7s %s\n", hex, s->state == MCB_STEP_DONE ? "cached" : "missing",
+			       s->label);
+		} else {
+			printf("%-64s  %-7s %s\n", "(depends on steps that must run first)", "pending",
+			       s->label);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct mcb_target **targets = NULL;
+	struct mcb_store *store = NULL;
+	struct mcb_statcache *stat = NULL;
+	struct mcb_explain *xlog = NULL;
+	struct mcb_workspace ws;
+	struct mcb_diags diags;
+	struct mcb_errctx e;
+	struct mcb_arena a;
+	struct mcb_plan plan;
+	struct mcb_build b;
+	char cwd[PATH_MAX];
+	char *root, *prefix, *cwd_in_ws, *state, *cachedir;
+	const char *env;
+	size_t ntargets = 0, i;
+	int rc, warning, exitcode = EXIT_OK;
+	struct cli c;
+
+	rc = parse_args(argc, argv, &c);
+	if (rc)
+		return rc;
+	if (c.dir && chdir(c.dir) < 0) {
+		fprintf(stderr, "mcbuild: error: cannot change to directory '%s': %s\n", c.dir,
+			strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (!getcwd(cwd, sizeof(cwd))) {
+		fprintf(stderr, "mcbuild: error: cannot get the current directory: %s\n",
+			strerror(errno));
+		return EXIT_FAIL;
+	}
+	mcb_arena_init(&a);
+	mcb_errclear(&e);
+	if (mcb_workspace_find(&a, cwd, &root)) {
+		fprintf(stderr, "mcbuild: error: no %s in '%s' or any parent directory "
+				"(use -C DIR)\n", MCB_RECIPE_FILE, cwd);
+		return EXIT_FAIL;
+	}
+	prefix = relative_path(&a, cwd, root);
+	cwd_in_ws = relative_path(&a, root, cwd);
+	mcb_diags_init(&diags);
+	memset(&ws, 0, sizeof(ws));
+	rc = mcb_workspace_load(&ws, root, prefix, &diags);
+	if (!rc) {
+		if (c.nargs == 0 && ws.ndefaults == 0) {
+			for (i = 0; i < ws.ndeclared; i++)
+				rc |= mcb_workspace_resolve(&ws, ws.declared[i]->path, &targets,
+							    &ntargets, &diags);
+		} else if (c.nargs == 0) {
+			for (i = 0; i < ws.ndefaults; i++)
+				rc |= mcb_workspace_resolve(&ws, ws.defaults[i], &targets, &ntargets,
+							    &diags);
+		}
+		for (i = 0; i < (size_t)c.nargs; i++) {
+			char *req = request_path(&a, cwd_in_ws, c.args[i]);
+
+			if (!req) {
+				mcb_diag_error(&diags, NULL,
+					       "target '%s' is outside the workspace '%s'", c.args[i],
+					       root);
+				rc = MCB_ERECIPE;
+				continue;
+			}
+			rc |= mcb_workspace_resolve(&ws, req, &targets, &ntargets, &diags);
+		}
+	}
+	mcb_diags_print(&diags, stderr);
+	if (rc || diags.nerr) {
+		exitcode = EXIT_FAIL;
+		goto out_ws;
+	}
+	if (c.what && !strcmp(c.what, "targets")) {
+		print_targets(c.nargs ? targets : ws.declared, c.nargs ? ntargets : ws.ndeclared);
+		goto out_ws;
+	}
+	if (ntargets == 0) {
+		fprintf(stderr, "mcbuild: error: nothing to build: %s%s declares no targets\n",
+			prefix, MCB_RECIPE_FILE);
+		exitcode = EXIT_FAIL;
+		goto out_ws;
+	}
+	if (!strcmp(c.cmd, "clean")) {
+		for (i = 0; i < ntargets; i++) {
+			char *dir = mcb_path_join(&a, root, targets[i]->path);
+
+			if (!mcb_os_exists(dir))
+				continue;
+			if (mcb_os_rmtree(dir, &e)) {
+				fprintf(stderr, "mcbuild: error: %s\n", e.msg);
+				exitcode = EXIT_FAIL;
+			} else {
+				printf("removed %s%s\n", prefix, targets[i]->path);
+			}
+		}
+		if (c.all) {
+			char *dir = mcb_path_join(&a, root, ".mcbuild");
+
+			if (!mcb_os_exists(dir)) {
+				/* nothing to remove */
+			} else if (mcb_os_rmtree(dir, &e)) {
+				fprintf(stderr, "mcbuild: error: %s\n", e.msg);
+				exitcode = EXIT_FAIL;
+			} else {
+				printf("removed %s.mcbuild\n", prefix);
+			}
+		}
+		goto out_ws;
+	}
+	mcb_plan_build(&plan, &a, targets, ntargets, &e);
+	if (!strcmp(c.cmd, "graph")) {
+		mcb_plan_dot(&plan, stdout);
+		goto out_plan;
+	}
+	if (c.what && !strcmp(c.what, "steps")) {
+		print_steps(&plan, 0);
+		goto out_plan;
+	}
+	state = mcb_path_join(&a, root, ".mcbuild");
+	env = getenv("MCBUILD_CACHE");
+	cachedir = env && env[0] ? mcb_arena_strdup(&a, env)
+				 : ws.cache_dir ? mcb_arena_strdup(&a, ws.cache_dir)
+						: mcb_path_join(&a, state, "cache");
+	if (mcb_os_mkdirs(mcb_path_join(&a, state, "tmp"), &e) ||
+	    mcb_store_open(cachedir, &store, &e)) {
+		fprintf(stderr, "mcbuild: error: %s\n", e.msg);
+		exitcode = EXIT_FAIL;
+		goto out_plan;
+	}
+	if (mcb_statcache_open(mcb_path_join(&a, state, "statcache"), &stat, &warning, &e)) {
+		fprintf(stderr, "mcbuild: error: %s\n", e.msg);
+		exitcode = EXIT_FAIL;
+		goto out_plan;
+	}
+	if (warning)
+		fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
+	xlog = mcb_explain_open(mcb_path_join(&a, state, "explain.log"), &warning, &e);
+	if (warning)
+		fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
+	memset(&b, 0, sizeof(b));
+	b.plan = &plan;
+	b.store = store;
+	b.stat = stat;
+	b.explain = xlog;
+	b.root = root;
+	b.tmpdir = mcb_path_join(&a, state, "tmp");
+	b.arena = &a;
+	b.opts.jobs = c.jobs ? c.jobs : mcb_os_ncpu();
+	b.opts.keep_going = c.keep_going;
+	b.opts.dry_run = c.dry_run || (c.what && !strcmp(c.what, "keys"));
+	b.opts.explain = c.explain;
+	b.opts.stats = c.stats;
+	b.opts.tty = isatty(STDOUT_FILENO) && getenv("TERM") && strcmp(getenv("TERM"), "dumb");
+	b.out = stdout;
+	b.err = stderr;
+	if (c.what && !strcmp(c.what, "keys")) {
+		b.out = fopen("/dev/null", "w");
+		b.opts.tty = 0;
+		b.opts.explain = 0;
+	}
+	rc = mcb_build_run(&b, &e);
+	if (c.what && !strcmp(c.what, "keys")) {
+		fclose(b.out);
+		print_steps(&plan, 1);
+	} else if (rc == 0 && !c.dry_run && b.nran == 0 && b.ninstalled == 0) {
+		printf("mcbuild: no work to do.\n");
+	}
+	if (!c.dry_run && !c.what) {
+		if (mcb_statcache_save(stat, &e))
+			fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
+		if (mcb_explain_save(xlog, &e))
+			fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
+	}
+	if (c.stats)
+		fprintf(stderr, "mcbuild: stats: %zu steps, %zu ran, %zu cached, %zu failed; "
+				"%zu targets installed, %zu up to date; %u files hashed\n",
+			plan.nsteps, b.nran, b.ncached, b.nfailed, b.ninstalled, b.nuptodate,
+			mcb_statcache_hashed(stat));
+	if (rc) {
+		fprintf(stderr, "mcbuild: error: %s\n", b.failure[0] ? b.failure : e.msg);
+		exitcode = EXIT_FAIL;
+	}
+out_plan:
+	mcb_plan_release(&plan);
+out_ws:
+	mcb_explain_close(xlog);
+	if (stat)
+		mcb_statcache_close(stat);
+	if (store)
+		mcb_store_close(store);
+	mcb_workspace_release(&ws);
+	mcb_diags_release(&diags);
+	mcb_arena_release(&a);
+	return exitcode;
+}

@@ -1,0 +1,31 @@
+/*
+ * explain: the record of each step's last action encoding, by step label, so
+ * that `-d explain` can say why a step runs ("parameter bits: 8 -> 4",
+ * "input model changed", "quantize version 1 -> 2").  Kept in the workspace
+ * (.mcbuild/explain.log); losing it loses explanations, never results.
+ */
+#ifndef MCB_EXPLAIN_H
+#define MCB_EXPLAIN_H
+
+struct mcb_buf;
+struct mcb_errctx;
+struct mcb_explain;
+
+/* Load path (missing or malformed: start empty; malformed sets *warning). */
+struct mcb_explain *mcb_explain_open(const char *path, int *warning, struct mcb_errctx *e);
+/* The last encoding recorded for label, or NULL. */
+const char *mcb_explain_get(struct mcb_explain *x, const char *label);
+/* Record encoding (copied) for label (copied). */
+void mcb_explain_set(struct mcb_explain *x, const char *label, const char *encoding);
+/* Write back atomically if anything changed. */
+int mcb_explain_save(struct mcb_explain *x, struct mcb_errctx *e);
+void mcb_explain_close(struct mcb_explain *x);
+
+/*
+ * Append to out why the action encoding changed from old (NULL: never built)
+ * to new: one clause per difference, joined by "; ".  sources maps input
+ * slots to human names where known (may be NULL).
+ */
+void mcb_explain_why(const char *old, const char *new_enc, struct mcb_buf *out);
+
+#endif

@@ -1,0 +1,306 @@
+/*
+ * Step kinds run in-process: import -> quantize -> export (gguf and
+ * safetensors) -> bundle, on a synthetic llama2.c model and on stories260K.
+ * Q8_0 output is checked element by element against the scalar reference
+ * quantizer applied to the source weights.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+#include "mcb/arena.h"
+#include "mcb/buf.h"
+#include "mcb/err.h"
+#include "mcb/gguf.h"
+#include "mcb/hash.h"
+#include "mcb/hf.h"
+#include "mcb/model.h"
+#include "mcb/os.h"
+#include "mcb/quant.h"
+#include "mcb/safetensors.h"
+#include "mcb/step.h"
+
+/* A llama2.c checkpoint with small random weights; hidden is not a multiple
+ * of 32 so that ffn_down falls back to F16. */
+static void write_llama2c(const char *path, int dim, int hidden, int layers, int heads, int kv,
+			  int vocab, int seq)
+{
+	int32_t hdr[7] = {dim, hidden, layers, heads, kv, vocab, seq};
+	int kv_dim = dim * kv / heads, head = dim / heads;
+	size_t n = (size_t)vocab * dim + (size_t)layers * dim + (size_t)layers * dim * dim +
+		   2 * (size_t)layers * kv_dim * dim + (size_t)layers * dim * dim +
+		   (size_t)layers * dim + 3 * (size_t)layers * hidden * dim + dim +
+		   (size_t)seq * head;
+	float *w = malloc(n * sizeof(float));
+	uint32_t x = 12345;
+	FILE *f;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		w[i] = ((float)(x % 20001) - 10000.0f) / 40000.0f;
+	}
+	f = fopen(path, "wb");
+	CHECK(f != NULL);
+	fwrite(hdr, sizeof(hdr), 1, f);
+	fwrite(w, sizeof(float), n, f);
+	fclose(f);
+	free(w);
+}
+
+struct run {
+	struct mcb_arena a;
+	struct mcb_buf log;
+	struct mcb_errctx e;
+	struct mcb_step_input in[4];
+	size_t nin;
+	const char *dir;
+};
+
+static void add_input(struct run *r, const char *name, const char *path)
+{
+	struct mcb_errctx e;
+
+	r->in[r->nin].name = name;
+	r->in[r->nin].path = path;
+	CHECK_OK(mcb_sha256_file(path, &r->in[r->nin].digest, &r->in[r->nin].size, &e), &e);
+	r->nin++;
+}
+
+/* Run kind with params (JSON text) and the inputs added so far, into a fresh
+ * output directory out under r->dir.  Returns the step's result. */
+static int run_step(struct run *r, const struct mcb_stepkind *kind, const char *params,
+		    const char *out)
+{
+	struct mcb_stepctx sc;
+	json_t *p = json_loads(params, 0, NULL);
+	char *outdir = mcb_path_join(&r->a, r->dir, out);
+	struct mcb_errctx e;
+	int rc;
+
+	CHECK(p != NULL);
+	CHECK_OK(mcb_os_mkdirs(outdir, &e), &e);
+	memset(&sc, 0, sizeof(sc));
+	sc.params = p;
+	sc.in = r->in;
+	sc.nin = r->nin;
+	sc.outdir = outdir;
+	sc.scratch = &r->a;
+	sc.log = &r->log;
+	sc.e = &r->e;
+	sc.blas_threads = 1;
+	mcb_errclear(&r->e);
+	rc = kind->run(&sc);
+	json_decref(p);
+	r->nin = 0;
+	return rc;
+}
+
+static char *path_in(struct run *r, const char *a, const char *b)
+{
+	return mcb_path_join(&r->a, mcb_path_join(&r->a, r->dir, a), b);
+}
+
+/* The full pipeline on the llama2.c file at src: checks the GGUF Q8_0
+ * export element by element against the reference quantizer. */
+static void pipeline(const char *src)
+{
+	struct run r;
+	struct mcb_model orig, q;
+	struct mcb_gguf g;
+	struct mcb_errctx e;
+	size_t i, nq8 = 0, nf16 = 0;
+
+	memset(&r, 0, sizeof(r));
+	mcb_arena_init(&r.a);
+	r.dir = mcbt_tmpdir();
+	add_input(&r, "source", src);
+	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "import"), &r.e);
+	add_input(&r, "model", path_in(&r, "import", "model.safetensors"));
+	CHECK_OK(run_step(&r, &mcb_step_quantize,
+			  "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"group\","
+			  "\"group_size\":32,\"symmetric\":true}", "q8"), &r.e);
+	CHECK(strstr(mcb_buf_str(&r.log), "ffn_down.weight") != NULL);
+	CHECK(strstr(mcb_buf_str(&r.log), "kept as F16") != NULL);
+	add_input(&r, "model", path_in(&r, "q8", "model.safetensors"));
+	CHECK_OK(run_step(&r, &mcb_step_export, "{\"format\": \"gguf\"}", "gguf"), &r.e);
+
+	mcb_model_init(&orig);
+	CHECK_OK(mcb_llama2c_read(src, &orig, &e), &e);
+	CHECK_OK(mcb_gguf_open(path_in(&r, "gguf", "model.gguf"), &g, &e), &e);
+	for (i = 0; i < g.ntensors; i++) {
+		const struct mcb_gguf_tensor *t = &g.tensors[i];
+		const struct mcb_tensor *o = mcb_model_find(&orig, t->name);
+		uint64_t rows, cols, k;
+
+		CHECK(o != NULL);
+		if (!o)
+			continue;
+		cols = t->ne[0];
+		rows = t->n_dims > 1 ? t->ne[1] : 1;
+		if (t->type == 8) {
+			struct mcb_block_q8_0 *ref = malloc(cols / 32 * sizeof(*ref));
+			const struct mcb_block_q8_0 *got = t->data;
+			uint64_t r0;
+
+			nq8++;
+			for (r0 = 0; r0 < rows; r0++) {
+				mcb_quantize_row_q8_0_ref((const float *)o->data + r0 * cols, ref,
+							  (int64_t)cols);
+				for (k = 0; k < cols / 32; k++)
+					if (memcmp(&ref[k], &got[r0 * (cols / 32) + k], sizeof(*ref))) {
+						mcbt_fail(__FILE__, __LINE__, "%s row %llu block %llu differs",
+							  t->name, (unsigned long long)r0,
+							  (unsigned long long)k);
+						r0 = rows;
+						break;
+					}
+			}
+			free(ref);
+		} else if (t->type == 1) {
+			const uint16_t *h = t->data;
+
+			nf16++;
+			CHECK(cols % 32 != 0);
+			for (k = 0; k < rows * cols; k++)
+				if (h[k] != mcb_f32_to_f16(((const float *)o->data)[k])) {
+					mcbt_fail(__FILE__, __LINE__, "%s element %llu differs", t->name,
+						  (unsigned long long)k);
+					break;
+				}
+		} else {
+			CHECK_EQ(t->type, 0);
+			CHECK(memcmp(t->data, o->data, o->nbytes) == 0);
+		}
+	}
+	CHECK(nq8 > 0);
+	CHECK_EQ(nf16, (size_t)orig.cfg.n_layers);
+	{
+		const struct mcb_gguf_kv *kv = mcb_gguf_find(&g, "general.file_type");
+
+		CHECK(kv && kv->val.v.u == 7);
+		CHECK(mcb_gguf_find(&g, "tokenizer.ggml.tokens") != NULL);
+	}
+	mcb_gguf_close(&g);
+
+	/* per-channel int8 -> HF safetensors: dequantized weights within half a
+	 * step of the source, Q/K rows in rotate-half order */
+	add_input(&r, "model", path_in(&r, "import", "model.safetensors"));
+	CHECK_OK(run_step(&r, &mcb_step_quantize,
+			  "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"channel\","
+			  "\"group_size\":0,\"symmetric\":true}", "q8c"), &r.e);
+	add_input(&r, "model", path_in(&r, "q8c", "model.safetensors"));
+	CHECK_OK(run_step(&r, &mcb_step_export, "{\"format\": \"safetensors\"}", "st"), &r.e);
+	{
+		struct mcb_st_file f;
+		const struct mcb_tensor *qt = NULL, *st = NULL;
+		const struct mcb_tensor *wq = mcb_model_find(&orig, "blk.0.attn_q.weight");
+		int64_t rows = wq->shape[0], cols = wq->shape[1], rr, c;
+		float *perm = malloc(wq->nbytes);
+		double worst = 0;
+
+		CHECK_OK(mcb_st_open(path_in(&r, "st", "model.safetensors"), &f, &e), &e);
+		for (i = 0; i < f.ntensors; i++) {
+			if (!strcmp(f.tensors[i].name, "model.layers.0.self_attn.q_proj.weight"))
+				qt = &f.tensors[i];
+			if (!strcmp(f.tensors[i].name, "model.layers.0.self_attn.q_proj.weight_scale"))
+				st = &f.tensors[i];
+		}
+		CHECK(qt && st);
+		if (qt && st) {
+			CHECK_EQ(qt->dtype, MCB_DT_I8);
+			CHECK_EQ(st->dtype, MCB_DT_F32);
+			CHECK_EQ(st->shape[0], rows);
+			CHECK_EQ(st->shape[1], 1);
+			memcpy(perm, wq->data, wq->nbytes);
+			CHECK_OK(mcb_hf_permute_rows(perm, orig.cfg.n_heads, orig.cfg.head_dim, cols,
+						     4, 0, &e), &e);
+			for (rr = 0; rr < rows; rr++) {
+				float s = ((const float *)st->data)[rr];
+
+				for (c = 0; c < cols; c++) {
+					float deq = s * ((const int8_t *)qt->data)[rr * cols + c];
+					double err = fabs(deq - perm[rr * cols + c]) / (s > 0 ? s : 1);
+
+					if (err > worst)
+						worst = err;
+				}
+			}
+			CHECK(worst <= 0.5 + 1e-5);
+		}
+		free(perm);
+		mcb_st_close(&f);
+		CHECK(mcb_os_exists(path_in(&r, "st", "config.json")));
+	}
+
+	/* bundle: manifest lists the files with their digests */
+	add_input(&r, "model.gguf", path_in(&r, "gguf", "model.gguf"));
+	CHECK_OK(run_step(&r, &mcb_step_bundle, "{\"target\": \"targets/x\"}", "bundle"), &r.e);
+	{
+		json_t *man = json_load_file(path_in(&r, "bundle", "manifest.json"), 0, NULL);
+		json_t *files = json_object_get(man, "files");
+		char hex[MCB_HEX_LEN + 1];
+		struct mcb_digest d;
+
+		CHECK(json_array_size(files) == 1);
+		CHECK_OK(mcb_sha256_file(path_in(&r, "gguf", "model.gguf"), &d, NULL, &e), &e);
+		mcb_digest_hex(&d, hex);
+		CHECK_STR(json_string_value(json_object_get(json_array_get(files, 0), "sha256")), hex);
+		json_decref(man);
+	}
+	(void)q;
+	mcb_model_release(&orig);
+	mcb_buf_release(&r.log);
+	mcb_arena_release(&r.a);
+}
+
+static void test_synthetic(void)
+{
+	const char *dir = mcbt_tmpdir();
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/synthetic.bin", dir);
+	write_llama2c(path, 64, 80, 2, 4, 2, 300, 32);
+	pipeline(path);
+}
+
+static void test_stories(void)
+{
+	const char *p = mcbt_shared("models/stories260K.bin");
+	char path[4096];
+
+	if (!p)
+		return;
+	snprintf(path, sizeof(path), "%s", p);
+	pipeline(path);
+}
+
+static void test_import_errors(void)
+{
+	struct run r;
+	char path[4096];
+
+	memset(&r, 0, sizeof(r));
+	mcb_arena_init(&r.a);
+	r.dir = mcbt_tmpdir();
+	snprintf(path, sizeof(path), "%s/garbage.bin", r.dir);
+	mcbt_write(path, "not a model at all", 18);
+	add_input(&r, "source", path);
+	CHECK(run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "x") != 0);
+	CHECK(strstr(r.e.msg, "garbage.bin") != NULL);
+	/* quantizing twice is refused */
+	mcb_buf_release(&r.log);
+	mcb_arena_release(&r.a);
+}
+
+int main(void)
+{
+	RUN(test_synthetic);
+	RUN(test_stories);
+	RUN(test_import_errors);
+	return mcbt_done();
+}
