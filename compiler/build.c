@@ -61,6 +61,7 @@ struct sched {
 	size_t started;
 	int stop;                /* a failure without -k: start nothing new */
 	int status_shown;        /* the tty status line is on screen */
+	char *current;           /* per plan target: 1 when known to be up to date */
 	const struct mcb_plan_step *last_started;
 };
 
@@ -293,6 +294,20 @@ static int lookup(struct sched *sc, struct mcb_plan_step *s)
 	return 0;
 }
 
+/* Bundle parameters that only restate what the steps' own explanations say. */
+static const char *const derived[] = {"recipe.digest", "steps", "sources", NULL};
+
+/* The last recorded encoding of s under any of its labels, or NULL. */
+static const char *previous(struct sched *sc, const struct mcb_plan_step *s)
+{
+	const char *old = mcb_explain_get(sc->b->explain, s->label);
+	size_t i;
+
+	for (i = 0; !old && i < s->naliases; i++)
+		old = mcb_explain_get(sc->b->explain, s->aliases[i]);
+	return old;
+}
+
 /* ---- state transitions ---- */
 
 static void mark_done(struct sched *sc, struct mcb_plan_step *s, int ran)
@@ -306,6 +321,8 @@ static void mark_done(struct sched *sc, struct mcb_plan_step *s, int ran)
 	else
 		sc->b->ncached++;
 	mcb_explain_set(sc->b->explain, s->label, s->encoding);
+	for (i = 0; i < s->naliases; i++)
+		mcb_explain_set(sc->b->explain, s->aliases[i], s->encoding);
 	for (i = 0; i < s->nusers; i++)
 		if (s->users[i]->state == MCB_STEP_WAITING && s->users[i]->nblock > 0)
 			s->users[i]->nblock--;
@@ -601,7 +618,7 @@ static void finish(struct sched *sc, struct job *j, int status)
 		s->state = MCB_STEP_WAITING;
 		s->encoding = NULL;
 		s->nblock = count_producers(s);
-		sc->started--;
+		sc->total++; /* it runs again */
 		return;
 	}
 	why = last_line(&j->out);
@@ -735,12 +752,15 @@ static int install(struct sched *sc, const struct mcb_plan_target *pt)
 	dir = mcb_path_join(&a, b->root, pt->target->path);
 	if (target_uptodate(sc, dir, files, n, &a, &why)) {
 		b->nuptodate++;
+		if (sc->total > sc->started)
+			sc->total--; /* counted as work, but the build changed nothing */
 		mcb_arena_release(&a);
 		return 0;
 	}
 	explain(sc, pt->target->path, why);
 	sc->started++;
-	sc->total++;
+	if (sc->started > sc->total)
+		sc->total = sc->started;
 	show_status(sc, mcb_arena_printf(&a, "install %s", pt->target->path));
 	parent = mcb_path_dir(&a, dir);
 	base = strrchr(dir, '/') + 1;
@@ -824,8 +844,8 @@ static int advance(struct sched *sc, int no_start)
 			if (sc->b->opts.explain) {
 				struct mcb_buf why = MCB_BUF_INIT;
 
-				mcb_explain_why(mcb_explain_get(sc->b->explain, s->label), s->encoding,
-						&why);
+				mcb_explain_why(previous(sc, s), s->encoding,
+						s->target ? derived : NULL, &why);
 				explain(sc, s->desc, why.data);
 				mcb_buf_release(&why);
 			}
@@ -839,11 +859,12 @@ static int advance(struct sched *sc, int no_start)
 }
 
 /* -n: walk the plan once; steps whose inputs are known are looked up, the
- * rest would run. */
+ * rest would run; then print what would run, as a build would. */
 static void dry_run(struct sched *sc)
 {
 	struct mcb_plan *p = sc->b->plan;
-	size_t i, j, n = 0;
+	const char **why_install;
+	size_t i, j;
 
 	for (i = 0; i < p->nsteps; i++) {
 		struct mcb_plan_step *s = p->steps[i];
@@ -857,9 +878,20 @@ static void dry_run(struct sched *sc)
 			continue;
 		}
 		s->state = MCB_STEP_DRY;
-		n++;
+		sc->total++;
 	}
-	sc->total = n;
+	why_install = mcb_arena_array(sc->arena, p->ntargets + 1, sizeof(*why_install));
+	for (i = 0; i < p->ntargets; i++) {
+		const struct mcb_plan_target *pt = &p->targets[i];
+		struct file files[16];
+
+		if (pt->bundle->state != MCB_STEP_DONE || pt->exp->state != MCB_STEP_DONE)
+			why_install[i] = "its steps will run";
+		else if (target_uptodate(sc, mcb_path_join(sc->arena, sc->b->root, pt->target->path),
+					 files, target_files(pt, files), sc->arena, &why_install[i]))
+			why_install[i] = NULL;
+		sc->total += why_install[i] != NULL;
+	}
 	for (i = 0; i < p->nsteps; i++) {
 		struct mcb_plan_step *s = p->steps[i];
 
@@ -869,8 +901,8 @@ static void dry_run(struct sched *sc)
 			struct mcb_buf why = MCB_BUF_INIT;
 
 			if (s->encoding)
-				mcb_explain_why(mcb_explain_get(sc->b->explain, s->label), s->encoding,
-						&why);
+				mcb_explain_why(previous(sc, s), s->encoding,
+						s->target ? derived : NULL, &why);
 			else
 				mcb_buf_adds(&why, "an input is produced by a step that will run");
 			explain(sc, s->desc, why.data);
@@ -880,27 +912,13 @@ static void dry_run(struct sched *sc)
 		show_status(sc, s->desc);
 	}
 	for (i = 0; i < p->ntargets; i++) {
-		const struct mcb_plan_target *pt = &p->targets[i];
-
-		if (pt->bundle->state != MCB_STEP_DONE || pt->exp->state != MCB_STEP_DONE) {
-			sc->started++;
-			sc->total++;
-			show_status(sc, mcb_arena_printf(sc->arena, "install %s", pt->target->path));
-		} else {
-			struct file files[16];
-			const char *why = NULL;
-			size_t nf = target_files(pt, files);
-
-			if (!target_uptodate(sc, mcb_path_join(sc->arena, sc->b->root, pt->target->path),
-					     files, nf, sc->arena, &why)) {
-				sc->started++;
-				sc->total++;
-				explain(sc, pt->target->path, why);
-				show_status(sc, mcb_arena_printf(sc->arena, "install %s",
-								 pt->target->path));
-			}
-		}
+		if (!why_install[i])
+			continue;
+		explain(sc, p->targets[i].target->path, why_install[i]);
+		sc->started++;
+		show_status(sc, mcb_arena_printf(sc->arena, "install %s", p->targets[i].target->path));
 	}
+	sc->b->nwould = sc->started;
 }
 
 int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
@@ -929,6 +947,22 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 	/* Count as work every step that the cache cannot answer now. */
 	sc.total = p->nsteps;
 	advance(&sc, 1);
+	/* and every target that is not installed as the cache says it should be */
+	sc.current = mcb_xcalloc(p->ntargets + 1, 1);
+	for (i = 0; i < p->ntargets; i++) {
+		const struct mcb_plan_target *pt = &p->targets[i];
+		struct file files[16];
+		const char *why;
+
+		if (pt->bundle->state == MCB_STEP_DONE && pt->exp->state == MCB_STEP_DONE &&
+		    target_uptodate(&sc, mcb_path_join(sc.arena, b->root, pt->target->path), files,
+				    target_files(pt, files), sc.arena, &why)) {
+			sc.current[i] = 1;
+			b->nuptodate++;
+		} else {
+			sc.total++;
+		}
+	}
 	for (tries = 0; tries < MAX_RETRIES; tries++) {
 		for (;;) {
 			int changed = advance(&sc, 0);
@@ -944,9 +978,12 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 		for (i = 0; i < p->ntargets && !sc.stop; i++) {
 			const struct mcb_plan_target *pt = &p->targets[i];
 
-			if (pt->bundle->state != MCB_STEP_DONE || pt->exp->state != MCB_STEP_DONE)
+			if (sc.current[i] || pt->bundle->state != MCB_STEP_DONE ||
+			    pt->exp->state != MCB_STEP_DONE)
 				continue;
 			rc = install(&sc, pt);
+			if (rc == 0)
+				sc.current[i] = 1;
 			if (rc == 1)
 				again = 1;
 		}
@@ -957,6 +994,7 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 	for (i = 0; i < (size_t)b->opts.jobs; i++)
 		mcb_buf_release(&sc.jobs[i].out);
 	free(sc.jobs);
+	free(sc.current);
 out:
 	if (b->opts.tty && sc.started)
 		fputc('\n', b->out), sc.status_shown = 0;

@@ -7,6 +7,8 @@
  * Labels hold no TAB or newline (names are [A-Za-z0-9._-]); encodings are
  * compact ASCII JSON.  Written whole, atomically (tmp + fsync + rename).
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,63 +163,85 @@ static void clause(struct mcb_buf *out, const char *fmt, ...)
 	va_end(ap);
 }
 
-static char *short_json(const json_t *v)
+#define MAX_SHOWN 40
+
+/* v's canonical text, or NULL when longer than MAX_SHOWN (callers then say
+ * only that it changed). */
+static char *shown(const json_t *v)
 {
 	struct mcb_buf b = MCB_BUF_INIT;
 
 	if (!v)
 		return mcb_xstrdup("(unset)");
 	mcb_json_canonical(v, &b);
-	if (b.len > 60) {
-		b.len = 57;
-		mcb_buf_adds(&b, "...");
+	if (b.len > MAX_SHOWN) {
+		mcb_buf_release(&b);
+		return NULL;
 	}
 	return mcb_buf_detach(&b, NULL);
 }
 
-/* Differences between two parameter objects, one clause per key (recursing
- * into nested objects with dotted paths). */
-static void diff_params(const char *prefix, const json_t *a, const json_t *b, struct mcb_buf *out)
+static void diff_value(const char *path, const json_t *a, const json_t *b, struct mcb_buf *out,
+		       const char *const *ignore);
+
+static void diff_child(const char *prefix, const char *key, size_t idx, const json_t *a,
+		       const json_t *b, struct mcb_buf *out, const char *const *ignore)
+{
+	struct mcb_buf path = MCB_BUF_INIT;
+
+	if (key)
+		mcb_buf_printf(&path, "%s%s%s", prefix, prefix[0] ? "." : "", key);
+	else
+		mcb_buf_printf(&path, "%s[%zu]", prefix, idx);
+	diff_value(path.data, a, b, out, ignore);
+	mcb_buf_release(&path);
+}
+
+/*
+ * One clause per leaf that differs between a and b (either may be NULL:
+ * unset), recursing into objects and into arrays of equal length, so that a
+ * nested change reads "parameter stack[0].quantize.bits: 8 -> 4".
+ */
+static void diff_value(const char *path, const json_t *a, const json_t *b, struct mcb_buf *out,
+		       const char *const *ignore)
 {
 	const char *key;
 	json_t *va, *vb;
+	size_t i;
 
-	json_object_foreach((json_t *)a, key, va) {
-		char *path;
-
-		vb = json_object_get(b, key);
-		if (vb && json_equal(va, vb))
-			continue;
-		path = prefix[0] ? NULL : mcb_xstrdup(key);
-		if (!path) {
-			size_t n = strlen(prefix) + strlen(key) + 2;
-
-			path = mcb_xmalloc(n);
-			snprintf(path, n, "%s.%s", prefix, key);
-		}
-		if (json_is_object(va) && json_is_object(vb)) {
-			diff_params(path, va, vb, out);
-		} else {
-			char *sa = short_json(va), *sb = short_json(vb);
-
-			clause(out, "parameter %s: %s -> %s", path, sa, sb);
-			free(sa);
-			free(sb);
-		}
-		free(path);
+	if (a && b && json_equal(a, b))
+		return;
+	for (i = 0; ignore && ignore[i]; i++)
+		if (!strcmp(ignore[i], path))
+			return;
+	if (json_is_object(a) && json_is_object(b)) {
+		json_object_foreach((json_t *)a, key, va)
+			diff_child(path, key, 0, va, json_object_get(b, key), out, ignore);
+		json_object_foreach((json_t *)b, key, vb)
+			if (!json_object_get(a, key))
+				diff_child(path, key, 0, NULL, vb, out, ignore);
+		return;
 	}
-	json_object_foreach((json_t *)b, key, vb) {
-		if (!json_object_get(a, key)) {
-			char *sb = short_json(vb);
+	if (json_is_array(a) && json_is_array(b) && json_array_size(a) == json_array_size(b)) {
+		for (i = 0; i < json_array_size(a); i++)
+			diff_child(path, NULL, i, json_array_get(a, i), json_array_get(b, i), out,
+				   ignore);
+		return;
+	}
+	{
+		char *sa = shown(a), *sb = shown(b);
 
-			clause(out, "parameter %s%s%s: (unset) -> %s", prefix, prefix[0] ? "." : "",
-			       key, sb);
-			free(sb);
-		}
+		if (sa && sb)
+			clause(out, "parameter %s: %s -> %s", path, sa, sb);
+		else
+			clause(out, "parameter %s changed", path);
+		free(sa);
+		free(sb);
 	}
 }
 
-void mcb_explain_why(const char *old, const char *new_enc, struct mcb_buf *out)
+void mcb_explain_why(const char *old, const char *new_enc, const char *const *ignore,
+		     struct mcb_buf *out)
 {
 	json_t *a, *b, *ia, *ib, *va, *vb;
 	struct mcb_buf mine = MCB_BUF_INIT;
@@ -240,7 +264,7 @@ void mcb_explain_why(const char *old, const char *new_enc, struct mcb_buf *out)
 		       json_string_value(json_object_get(b, "kind")),
 		       (long long)json_integer_value(json_object_get(a, "version")),
 		       (long long)json_integer_value(json_object_get(b, "version")));
-	diff_params("", json_object_get(a, "params"), json_object_get(b, "params"), &mine);
+	diff_value("", json_object_get(a, "params"), json_object_get(b, "params"), &mine, ignore);
 	ia = json_object_get(a, "inputs");
 	ib = json_object_get(b, "inputs");
 	json_object_foreach(ib, key, vb) {

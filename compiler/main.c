@@ -404,7 +404,7 @@ int main(int argc, char **argv)
 	if (c.what && !strcmp(c.what, "keys")) {
 		fclose(b.out);
 		print_steps(&plan, 1);
-	} else if (rc == 0 && !c.dry_run && b.nran == 0 && b.ninstalled == 0) {
+	} else if (rc == 0 && (c.dry_run ? b.nwould == 0 : b.nran == 0 && b.ninstalled == 0)) {
 		printf("mcbuild: no work to do.\n");
 	}
 	if (!c.dry_run && !c.what) {
@@ -419,7 +419,11 @@ int main(int argc, char **argv)
 			plan.nsteps, b.nran, b.ncached, b.nfailed, b.ninstalled, b.nuptodate,
 			mcb_statcache_hashed(stat));
 	if (rc) {
-		fprintf(stderr, "mcbuild: error: %s\n", b.failure[0] ? b.failure : e.msg);
+		if (b.nfailed > 1)
+			fprintf(stderr, "mcbuild: error: %zu steps failed; the first: %s\n", b.nfailed,
+				b.failure);
+		else
+			fprintf(stderr, "mcbuild: error: %s\n", b.failure[0] ? b.failure : e.msg);
 		exitcode = EXIT_FAIL;
 	}
 out_plan:

@@ -42,6 +42,23 @@ static void add_user(struct mcb_plan_step *from, struct mcb_plan_step *user)
 	from->users[from->nusers++] = user;
 }
 
+/* Remember another label under which the same step is known. */
+static void add_alias(struct planner *pl, struct mcb_plan_step *s, const char *label)
+{
+	const char **v;
+	size_t i;
+
+	if (!strcmp(s->label, label))
+		return;
+	for (i = 0; i < s->naliases; i++)
+		if (!strcmp(s->aliases[i], label))
+			return;
+	v = mcb_arena_array(pl->a, s->naliases + 1, sizeof(*v));
+	memcpy(v, s->aliases, s->naliases * sizeof(*v));
+	v[s->naliases++] = label;
+	s->aliases = v;
+}
+
 static int cmp_dep(const void *x, const void *y)
 {
 	return strcmp(((const struct mcb_plan_dep *)x)->slot, ((const struct mcb_plan_dep *)y)->slot);
@@ -77,6 +94,7 @@ static struct mcb_plan_step *intern(struct planner *pl, const char *kindname, js
 	if (s) {
 		json_decref(params);
 		mcb_buf_release(&id);
+		add_alias(pl, s, label);
 		return s;
 	}
 	key = mcb_arena_strdup(pl->a, id.data);

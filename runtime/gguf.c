@@ -37,8 +37,8 @@
  *       (a u64 above 2^63-1 is a decimal string: "18446744073709551615")
  *   {"type": "bool", "value": true|false}
  *   {"type": "f32"|"f64", "value": number}
- *       (the number has 17 significant digits in canonical JSON, so it comes
- *       back exactly; inf and NaN, which JSON cannot hold, are the raw IEEE
+ *       (canonical JSON prints a real so that it reads back as the same double,
+ *       so the value comes back exactly; inf and NaN, which JSON cannot hold, are the raw IEEE
  *       bits as a hex string: "0x7fc00000" for f32, 16 hex digits for f64)
  *   {"type": "str", "value": "text"}  (strings must be valid UTF-8)
  *   {"type": "arr", "elem": "<element type>", "value": [element, ...]}

@@ -9,7 +9,7 @@
  *
  *   "mcbuild.ir"    "1"
  *   "mcbuild.arch"  canonical JSON (include/mcb/json.h: sorted keys, no
- *                   whitespace, reals with 17 significant digits) of
+ *                   whitespace, reals that read back as the same double) of
  *                   {"architecture": "llama", "dim": int, "hidden_dim": int,
  *                    "n_layers": int, "n_heads": int, "n_kv_heads": int,
  *                    "vocab_size": int, "seq_len": int, "head_dim": int,
@@ -21,8 +21,8 @@
  *                   "source" {"format": "llama2c" | "gguf" | "hf"}
  *                   other keys are carried along untouched.
  *
- * Seventeen significant digits bring every double back bit-exactly and both
- * encoders are deterministic, so save -> load -> save reproduces the bytes.
+ * Canonical reals bring every double back bit-exactly and both encoders are
+ * deterministic, so save -> load -> save reproduces the bytes.
  * The loader treats the file as hostile: any other metadata key, a missing or
  * mistyped config field, a config out of range (mcb_model_check_config) or a
  * tensor set that does not match the config (mcb_model_check_llama) is an

@@ -40,6 +40,7 @@ struct mcb_build {
 	FILE *err;            /* warnings, explanations (stderr) */
 	/* results */
 	size_t nran, ncached, nfailed, ninstalled, nuptodate;
+	size_t nwould;        /* -n: steps and installs that would run */
 	char failure[1024];   /* first failure, one line ("" when none) */
 };
 

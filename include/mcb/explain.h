@@ -23,9 +23,11 @@ void mcb_explain_close(struct mcb_explain *x);
 
 /*
  * Append to out why the action encoding changed from old (NULL: never built)
- * to new: one clause per difference, joined by "; ".  sources maps input
- * slots to human names where known (may be NULL).
+ * to new: one clause per difference, joined by "; ".  Parameters whose dotted
+ * path is in ignore (NULL-terminated, may be NULL) are not reported: they are
+ * derived from what is reported elsewhere.
  */
-void mcb_explain_why(const char *old, const char *new_enc, struct mcb_buf *out);
+void mcb_explain_why(const char *old, const char *new_enc, const char *const *ignore,
+		     struct mcb_buf *out);
 
 #endif

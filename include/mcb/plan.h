@@ -48,6 +48,9 @@ struct mcb_plan_step {
 	const struct mcb_stepkind *kind;
 	struct json_t *params;           /* canonical; owned.  bundle: set when ready */
 	const char *label;               /* stable identity across builds (-d explain) */
+	const char **aliases;            /* labels of the other targets' chains that interned
+	                                    to this same step (naux entries) */
+	size_t naliases;
 	const char *desc;                /* progress text: "quantize rtn w8 q8_0 stories" */
 	struct mcb_plan_dep *deps;       /* ndeps, sorted by slot */
 	size_t ndeps;
