@@ -116,8 +116,18 @@ check:
 		SAN='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' \
 		unit golden
 
-bench: $(BUILD)/mcbuild
-	MCB_SHARED=$(SHARED) sh bench/run.sh $(BUILD)/mcbuild
+BENCH_BINS = $(BUILD)/bench/bench_hash $(BUILD)/bench/bench_quant
+
+$(BUILD)/bench/bench_hash: bench/bench_hash.c $(BASE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -o $@ bench/bench_hash.c $(BASE_OBJ) $(MCB_LIBS)
+
+$(BUILD)/bench/bench_quant: bench/bench_quant.c include/mcb/quant.h $(QUANT_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -o $@ bench/bench_quant.c $(QUANT_OBJ) $(MCB_LIBS)
+
+bench: $(BUILD)/mcbuild $(BENCH_BINS)
+	MCB_SHARED=$(SHARED) sh bench/run.sh $(BUILD)
 
 DEB_PKGS = build-essential pkg-config libyaml-dev liblua5.4-dev libzstd-dev zstd \
 	libopenblas-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libssl-dev openssl \

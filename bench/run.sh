@@ -1,7 +1,11 @@
 #!/bin/sh
 # make bench: every benchmark, each printing measured figures and the ratio
-# to its reference measured in the same run.  Usage: sh bench/run.sh MCBUILD
+# to its reference measured in the same run.  Usage: sh bench/run.sh BUILD_DIR
 set -eu
-bin=$1
-echo "== no-op rebuild"
-sh bench/noop.sh "$bin"
+build=$1
+echo "== no-op rebuild of a generated 100-target workspace (reference: GNU make)"
+sh bench/noop.sh "$build/mcbuild"
+echo "== SHA-256 file hashing, 1 GiB (reference: openssl dgst -sha256)"
+sh bench/hash.sh "$build/bench/bench_hash" "$build/bench/1g.bin"
+echo "== quantization throughput, 1 GiB of F32 (reference: memcpy)"
+sh bench/quant.sh "$build/bench/bench_quant"

@@ -214,7 +214,6 @@ static const char *at(struct ctx *c, const struct mcb_loc *loc)
 	return mcb_arena_printf(c->a, "%s:%d:%d", loc->file, loc->line, loc->col);
 }
 
-
 static int stringish(const struct mcb_node *n)
 {
 	return n && n->kind == MCB_NODE_SCALAR && !mcb_node_is_null(n);
@@ -259,7 +258,6 @@ static const char *dym(struct ctx *c, const char *word, const char *const *cands
 		return "";
 	c->st->dym_budget -= n;
 	s = mcb_didyoumean(word, cands, n);
-
 	return s ? mcb_arena_printf(c->a, " (did you mean '%s'?)", s) : "";
 }
 
@@ -975,7 +973,6 @@ static void check_hw_own(struct ctx *c, struct hwnode *h)
  * name means the built-in profile h replaces. */
 static struct hwnode *hw_target(struct ctx *c, struct hwnode *h, const struct mcb_node *v)
 {
-	struct hwnode **p;
 	size_t lo = 0, hi = c->ws->nhw;
 
 	if (h->base && h->overridden && !strcmp(v->str, h->e->name))
@@ -984,10 +981,8 @@ static struct hwnode *hw_target(struct ctx *c, struct hwnode *h, const struct mc
 		size_t mid = lo + (hi - lo) / 2;
 		int r = strcmp(v->str, c->ws->hw[mid].name);
 
-		if (!r) {
-			p = &c->st->hx[mid];
-			return *p;
-		}
+		if (!r)
+			return c->st->hx[mid];
 		if (r < 0)
 			hi = mid;
 		else
@@ -1650,13 +1645,14 @@ static void check_rule(struct ctx *c, size_t ri)
 	const struct mcb_node *body = r->body;
 	const char *msg, *what = mcb_arena_printf(c->a, "target '%s'", r->pattern);
 	size_t k, before, field_errors = 0;
-	int f;
+	int f, parsed = 0;
 
 	for (f = 0; f < NFIELDS; f++)
 		rx->fph[f] = -1;
 	r->is_pattern = strpbrk(r->pattern, "{}") != NULL;
 	if (r->is_pattern) {
 		if (parse_pattern(c, rx, r->pattern, &r->loc) == 0) {
+			parsed = 1;
 			rx->segs_ok = 1;
 			if ((msg = bad_target_path(c, r->pattern, probe_path(c, rx)))) {
 				mcb_diag_error(c->d, &r->loc, "%s", msg);
@@ -1691,8 +1687,10 @@ static void check_rule(struct ctx *c, size_t ri)
 		field_errors += c->d->nerr > before;
 	}
 	for (k = 0; k < rx->nphs; k++) {
-		if (rx->phs[k].field < 0 && field_errors) {
-			rx->broken = 1; /* a field that failed to parse may have meant it */
+		if (rx->phs[k].field < 0 && (field_errors || (r->is_pattern && !parsed))) {
+			/* a field that failed to parse may have meant it; a pattern that
+			 * failed to parse has had its error */
+			rx->broken = 1;
 			rx->segs_ok = 0;
 		} else if (rx->phs[k].field < 0) {
 			mcb_diag_error(c->d, &r->loc,

@@ -112,12 +112,55 @@ static int write_tokenizer(struct mcb_stepctx *sc, const struct mcb_model *m,
 	return 0;
 }
 
+/*
+ * The order llama.cpp's converters write tensors in: token_embd, then each
+ * block's tensors in a fixed order, then output_norm and output; anything
+ * else after, by name.  (llama.cpp finds tensors by name; a fixed order
+ * keeps files comparable with other tools' output.)
+ */
+static long llama_rank(const char *name)
+{
+	static const char *const blk[] = {"attn_norm.weight", "attn_q.weight", "attn_k.weight",
+					  "attn_v.weight", "attn_output.weight", "ffn_norm.weight",
+					  "ffn_gate.weight", "ffn_down.weight", "ffn_up.weight"};
+	char *end;
+	long layer;
+	size_t i;
+
+	if (!strcmp(name, "token_embd.weight"))
+		return 0;
+	if (!strcmp(name, "output_norm.weight"))
+		return 1L << 40;
+	if (!strcmp(name, "output.weight"))
+		return (1L << 40) + 1;
+	if (!strncmp(name, "blk.", 4)) {
+		layer = strtol(name + 4, &end, 10);
+		if (end != name + 4 && *end == '.' && layer >= 0 && layer < (1L << 20))
+			for (i = 0; i < sizeof(blk) / sizeof(blk[0]); i++)
+				if (!strcmp(end + 1, blk[i]))
+					return 1 + layer * 16 + (long)i;
+	}
+	return 1L << 41;
+}
+
+static int cmp_llama_order(const void *a, const void *b)
+{
+	const struct mcb_tensor *x = *(const struct mcb_tensor *const *)a;
+	const struct mcb_tensor *y = *(const struct mcb_tensor *const *)b;
+	long rx = llama_rank(x->name), ry = llama_rank(y->name);
+
+	if (rx != ry)
+		return rx < ry ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
 static int export_gguf(struct mcb_stepctx *sc, const struct mcb_model *m)
 {
 	struct mcb_gguf_writer *w = mcb_gguf_writer_new();
 	const struct mcb_llama_config *c = &m->cfg;
 	int nq8 = 0, nf16 = 0, have_tok = 0;
 	void **owned = mcb_arena_array(sc->scratch, m->ntensors + 1, sizeof(void *));
+	const struct mcb_tensor **order;
 	size_t i, nowned = 0;
 	int rc = 0;
 	json_t *gguf_keys = json_object_get(m->meta, "gguf");
@@ -141,8 +184,12 @@ static int export_gguf(struct mcb_stepctx *sc, const struct mcb_model *m)
 	mcb_gguf_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size);
 	if (!rc && !have_tok)
 		rc = write_tokenizer(sc, m, w);
+	order = mcb_arena_array(sc->scratch, m->ntensors + 1, sizeof(*order));
+	for (i = 0; i < m->ntensors; i++)
+		order[i] = &m->tensors[i];
+	qsort(order, m->ntensors, sizeof(*order), cmp_llama_order);
 	for (i = 0; i < m->ntensors && !rc; i++) {
-		const struct mcb_tensor *t = &m->tensors[i];
+		const struct mcb_tensor *t = order[i];
 		const json_t *rec = quant_record(m, t->name);
 		uint64_t ne[MCB_GGUF_MAX_DIMS];
 		int d;

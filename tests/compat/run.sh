@@ -211,15 +211,27 @@ expect_fail "q8check rejects a copy with one Q8_0 code changed" \
 expect_fail "gguf_check rejects a tensor offset off the running padded sum" \
 	$GC summary "$OUT/bad-offset.gguf"
 
-# ---- 4. LEAD: mcbuild-built artefacts ---------------------------------------
-# Build targets/cpu-avx2-int8 of the example workspace with "$MCB" (F32 GGUF
-# export of the same stories260K.bin), then run, for its model.gguf:
-#   check_gguf_against_f32 path/to/targets/cpu-avx2-int8/model.gguf mcbuild-q8
-# mcbuild's own F32 export can be cross-checked the same way (q8check passes
-# trivially on F32 tensors, and the logits must equal $F32_LOGITS).
-if [ ! -x "$MCB" ]; then
-	say "note: $MCB is not built: no mcbuild artefacts checked"
-fi
+# ---- 4. mcbuild-built artefacts ---------------------------------------------
+# The example workspace (recipes/examples/stories), copied with its model path
+# pointed at $MODEL, built with "$MCB": its F32 GGUF must give llama.cpp the
+# very logits of the reference F32 file; its Q8_0 GGUF goes through the hook;
+# its int8 safetensors through the independent reader st_check.py.
+[ -x "$MCB" ] || die "$MCB is not built"
+WS=$OUT/example
+mkdir -p "$WS"
+sed "s#path: .*stories260K.bin#path: $MODEL#" "$ROOT/recipes/examples/stories/mcbuild.yaml" \
+	>"$WS/mcbuild.yaml"
+step "mcbuild builds every target of the example workspace" "$MCB" -C "$WS" targets/ || finish
+step "llama.cpp evaluates mcbuild's F32 GGUF" \
+	$EVAL "$WS/targets/cpu-avx2-fp32/model.gguf" "$IDS64" "$OUT/mcbuild-f32.logits64.json" &&
+	step "mcbuild's F32 GGUF gives the reference F32 logits" \
+		$LG compare "$F32_LOGITS" "$OUT/mcbuild-f32.logits64.json" 1e-6 1e-12
+check_gguf_against_f32 "$WS/targets/cpu-avx2-int8/model.gguf" mcbuild-q8 &&
+	step "mcbuild-q8: tensor names, types and order as the reference Q8_0 file" \
+		cmp "$OUT/ref.types" "$OUT/mcbuild-q8.types"
+step "int8 safetensors (a100): independent reader, scales and Q/K order" \
+	$PY "$HERE/st_check.py" "$WS/targets/a100-int8/model.safetensors" \
+	"$WS/targets/a100-int8/config.json" "$MODEL"
 # ---------------------------------------------------------------------------
 
 finish

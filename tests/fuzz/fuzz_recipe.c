@@ -28,6 +28,12 @@ static char dir[64];
 static char file[128];
 static FILE *devnull;
 
+static void cleanup(void)
+{
+	unlink(file);
+	rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
@@ -41,6 +47,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	devnull = fopen("/dev/null", "w");
 	if (!devnull)
 		abort();
+	atexit(cleanup);
 	return 0;
 }
 

@@ -1,0 +1,179 @@
+/* Lowering targets to the step DAG: sharing, order, labels, dot output. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+#include "mcb/arena.h"
+#include "mcb/diag.h"
+#include "mcb/err.h"
+#include "mcb/plan.h"
+#include "mcb/recipe.h"
+#include "mcb/step.h"
+
+struct fixture {
+	struct mcb_workspace ws;
+	struct mcb_diags d;
+	struct mcb_arena a;
+	struct mcb_target **t;
+	size_t nt;
+	struct mcb_plan p;
+};
+
+static int load(struct fixture *f, const char *const *requests, size_t n)
+{
+	char root[4096];
+	struct mcb_errctx e;
+	size_t i;
+	int rc = 0;
+
+	memset(f, 0, sizeof(*f));
+	mcb_diags_init(&f->d);
+	mcb_arena_init(&f->a);
+	if (!realpath(mcbt_data("plan"), root)) {
+		mcbt_fail(__FILE__, __LINE__, "fixture %s missing", mcbt_data("plan"));
+		return -1;
+	}
+	rc = mcb_workspace_load(&f->ws, root, "", &f->d);
+	for (i = 0; !rc && i < n; i++)
+		rc = mcb_workspace_resolve(&f->ws, requests[i], &f->t, &f->nt, &f->d);
+	if (rc || f->d.nerr) {
+		mcb_diags_print(&f->d, stderr);
+		mcbt_fail(__FILE__, __LINE__, "fixture does not load");
+		return -1;
+	}
+	CHECK_OK(mcb_plan_build(&f->p, &f->a, f->t, f->nt, &e), &e);
+	return 0;
+}
+
+static void release(struct fixture *f)
+{
+	mcb_plan_release(&f->p);
+	mcb_workspace_release(&f->ws);
+	mcb_diags_release(&f->d);
+	mcb_arena_release(&f->a);
+}
+
+static size_t count_kind(const struct mcb_plan *p, const char *kind)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < p->nsteps; i++)
+		n += !strcmp(p->steps[i]->kind->name, kind);
+	return n;
+}
+
+/* Two CPU targets share import, quantize and export; only bundles differ. */
+static void test_sharing(void)
+{
+	static const char *const req[] = {"targets/cpu-avx2-int8", "targets/cpu-avx512-int8"};
+	struct fixture f;
+
+	if (load(&f, req, 2))
+		return;
+	CHECK_EQ(f.p.nsteps, 5);
+	CHECK_EQ(count_kind(&f.p, "import"), 1);
+	CHECK_EQ(count_kind(&f.p, "quantize"), 1);
+	CHECK_EQ(count_kind(&f.p, "export"), 1);
+	CHECK_EQ(count_kind(&f.p, "bundle"), 2);
+	CHECK(f.p.targets[0].exp == f.p.targets[1].exp);
+	CHECK(f.p.targets[0].bundle != f.p.targets[1].bundle);
+	CHECK_EQ(f.p.targets[0].bundle->nchain, 3);
+	CHECK_STR(f.p.targets[0].bundle->chain[0]->kind->name, "import");
+	CHECK_EQ(f.p.steps[0]->nusers, 1);
+	release(&f);
+}
+
+/* Equal stacks under different scheme names are one step; the format decides
+ * the quantization's granularity, so GPU and CPU quantize differently. */
+static void test_formats_and_aliases(void)
+{
+	static const char *const req[] = {"targets/"};
+	struct fixture f;
+	size_t i, channel = 0, group = 0;
+
+	if (load(&f, req, 1))
+		return;
+	CHECK_EQ(f.nt, 10);
+	CHECK_EQ(count_kind(&f.p, "import"), 2);
+	for (i = 0; i < f.p.nsteps; i++) {
+		const struct mcb_plan_step *s = f.p.steps[i];
+		const char *g;
+
+		if (strcmp(s->kind->name, "quantize"))
+			continue;
+		g = mcb_param_str(s->params, "granularity", "");
+		channel += !strcmp(g, "channel");
+		group += !strcmp(g, "group");
+		CHECK(strcmp(g, "auto") != 0);
+	}
+	/* m: group (gguf), channel (safetensors, shared by int8/int8-again/int8c);
+	 * hf: channel */
+	CHECK_EQ(group, 1);
+	CHECK_EQ(channel, 2);
+	CHECK_EQ(count_kind(&f.p, "bundle"), 10);
+	/* a step interned from several chains remembers the other labels */
+	for (i = 0; i < f.p.nsteps; i++)
+		if (!strcmp(f.p.steps[i]->kind->name, "export") &&
+		    !strcmp(mcb_param_str(f.p.steps[i]->params, "format", ""), "gguf"))
+			CHECK(f.p.steps[i]->naliases >= 1);
+	/* producers come before their users */
+	for (i = 0; i < f.p.nsteps; i++) {
+		size_t j;
+
+		CHECK_EQ(f.p.steps[i]->id, i);
+		for (j = 0; j < f.p.steps[i]->ndeps; j++)
+			if (f.p.steps[i]->deps[j].from)
+				CHECK(f.p.steps[i]->deps[j].from->id < i);
+	}
+	release(&f);
+}
+
+/* A safetensors model imports with its config.json beside it. */
+static void test_hf_import_inputs(void)
+{
+	static const char *const req[] = {"targets/hf-l4"};
+	struct fixture f;
+	const struct mcb_plan_step *imp;
+
+	if (load(&f, req, 1))
+		return;
+	imp = f.p.steps[0];
+	CHECK_STR(imp->kind->name, "import");
+	CHECK_EQ(imp->ndeps, 2);
+	CHECK_STR(imp->deps[0].slot, "config");
+	CHECK(strstr(imp->deps[0].source, "/hf/config.json") != NULL);
+	CHECK_STR(imp->deps[1].slot, "source");
+	release(&f);
+}
+
+static void test_dot(void)
+{
+	static const char *const req[] = {"targets/cpu-avx2-int8"};
+	struct fixture f;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem;
+
+	if (load(&f, req, 1))
+		return;
+	mem = open_memstream(&text, &len);
+	mcb_plan_dot(&f.p, mem);
+	fclose(mem);
+	CHECK(strstr(text, "digraph mcbuild {") == text);
+	CHECK(strstr(text, "s0 -> s1;") != NULL);
+	CHECK(strstr(text, "\"targets/cpu-avx2-int8\" [shape=folder];") != NULL);
+	free(text);
+	release(&f);
+}
+
+int main(void)
+{
+	RUN(test_sharing);
+	RUN(test_formats_and_aliases);
+	RUN(test_hf_import_inputs);
+	RUN(test_dot);
+	return mcbt_done();
+}
