@@ -277,6 +277,7 @@ int main(int argc, char **argv)
 	if (mcb_workspace_find(&a, cwd, &root)) {
 		fprintf(stderr, "mcbuild: error: no %s in '%s' or any parent directory "
 				"(use -C DIR)\n", MCB_RECIPE_FILE, cwd);
+		mcb_arena_release(&a);
 		return EXIT_FAIL;
 	}
 	prefix = relative_path(&a, cwd, root);

@@ -54,7 +54,8 @@ static void add_alias(struct planner *pl, struct mcb_plan_step *s, const char *l
 		if (!strcmp(s->aliases[i], label))
 			return;
 	v = mcb_arena_array(pl->a, s->naliases + 1, sizeof(*v));
-	memcpy(v, s->aliases, s->naliases * sizeof(*v));
+	if (s->naliases)
+		memcpy(v, s->aliases, s->naliases * sizeof(*v));
 	v[s->naliases++] = label;
 	s->aliases = v;
 }

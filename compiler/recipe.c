@@ -22,7 +22,6 @@
  * not be modified by users.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -44,9 +44,12 @@ void mcb_diag_note(struct mcb_diags *d, const struct mcb_loc *loc, const char *f
 
 /*
  * Print every diagnostic sorted by (file, line, col, seq), one per line:
- * "file:line:col: error: msg" ("mcbuild: error: msg" without a position),
- * then nothing else.  Notes print right after the diagnostic reported
- * before them.
+ * "file:line:col: error: msg" ("file:line: ...", "file: ..." when col or
+ * line is 0; "mcbuild: error: msg" without a file, after all positioned
+ * ones), then nothing else.  Notes print right after the diagnostic
+ * reported before them.  A diagnostic identical to an earlier one at the
+ * same position is printed once.  When more than max were reported, a last
+ * line "mcbuild: note: N more errors and warnings not shown" says so.
  */
 void mcb_diags_print(const struct mcb_diags *d, FILE *f);
 

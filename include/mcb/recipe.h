@@ -29,7 +29,8 @@ struct mcb_model_decl {
 	struct mcb_loc loc;        /* the name's key */
 	const char *path;          /* absolute path of the model file */
 	const char *format;        /* "auto", "llama2c", "gguf", "safetensors" */
-	const char *config;        /* absolute path of config.json (safetensors), else NULL */
+	const char *config;        /* absolute path of config.json for format safetensors (or auto
+	                              with a .safetensors path), else NULL */
 };
 
 struct mcb_dataset_decl {
@@ -42,7 +43,8 @@ struct mcb_dataset_decl {
 struct mcb_stack_entry {
 	const struct mcb_technique *tech;
 	struct mcb_loc loc;        /* the entry in its scheme */
-	struct json_t *params;     /* canonical: every parameter, defaults filled; owned */
+	struct json_t *params;     /* canonical: every parameter, defaults filled; owned by the
+	                              workspace, shared by every scheme that splices it in */
 };
 
 struct mcb_scheme {
@@ -66,7 +68,11 @@ struct mcb_hw {
 	size_t nsupports;
 	const char **formats;      /* export formats, preferred first; nformats >= 1 */
 	size_t nformats;
-	struct json_t *json;       /* the resolved profile (base: applied), canonical; owned */
+	struct json_t *json;       /* the resolved profile (base: applied): every field above plus
+	                              "name" (the profile's, not an alias's), "vendor" and
+	                              "peak_tflops" when given; owned (an alias shares its
+	                              profile's); NULL, like the fields above, when the profile
+	                              has errors */
 };
 
 struct mcb_rule {
@@ -84,8 +90,10 @@ struct mcb_target {
 	const struct mcb_hw *hw;   /* the profile (alias followed) */
 	const struct mcb_scheme *scheme;
 	const char *export_format; /* "gguf" or "safetensors" */
-	struct json_t *resolved;   /* canonical definition: model, hardware, stack params,
-	                              export (the manifest's recipe section); owned */
+	struct json_t *resolved;   /* canonical definition (the manifest's recipe section):
+	                              {"model": {"name", "path" (as written), "format"},
+	                               "hardware": hw->json, "stack": [{"quantize": params}...],
+	                               "export": export_format}; owned by the workspace */
 };
 
 struct mcb_workspace {
@@ -113,22 +121,28 @@ int mcb_workspace_find(struct mcb_arena *a, const char *start, char **root);
 
 /*
  * Load and check root/mcbuild.yaml, its includes and the built-in hardware
- * profiles.  display_prefix is prepended to recipe paths in messages (the
- * workspace's path relative to the cwd, "" when it is the cwd).  Returns 0,
- * or MCB_ERECIPE when d holds errors.  Release with mcb_workspace_release even
- * on failure.
+ * profiles (root may be relative; ws->root is its real path).  display_prefix
+ * is prepended to recipe paths in messages (the workspace's path relative to
+ * the cwd, "" when it is the cwd).  Every problem is reported to d, each with
+ * file:line:col; declared targets are checked too.  Returns 0, or
+ * MCB_ERECIPE when it reported errors (ws is then partial: declarations with
+ * errors yield no targets).  Release with mcb_workspace_release even on
+ * failure.
  */
 int mcb_workspace_load(struct mcb_workspace *ws, const char *root, const char *display_prefix,
 		       struct mcb_diags *d);
 void mcb_workspace_release(struct mcb_workspace *ws);
 
 /*
- * Resolve one request: an exact target path (explicit rule first, then
- * patterns) or a directory prefix ("targets/" or "targets") naming every
- * declared target under it.  Appends to *out (growing *n, arena-allocated,
- * no duplicates).  Errors (no rule matches, ambiguous split, ambiguous rules,
- * hardware cannot run the scheme, format cannot store it) go to d; returns 0
- * or MCB_ERECIPE.
+ * Resolve one request: an exact target path (a declared target first, then
+ * the pattern rules) or else a directory ("targets/" or "targets"; "." for
+ * all) naming every declared target under it, sorted by path.  The request
+ * is relative to the workspace root, or absolute inside it; a trailing '/'
+ * is ignored.  Appends to *out (growing *n, arena-allocated, no duplicates;
+ * the same path always yields the same struct mcb_target).  Errors (no rule
+ * matches, ambiguous split, ambiguous rules, hardware cannot run the scheme,
+ * format cannot store it) go to d; returns 0 or MCB_ERECIPE.  Meant for a
+ * workspace that loaded without errors.
  */
 int mcb_workspace_resolve(struct mcb_workspace *ws, const char *request,
 			  struct mcb_target ***out, size_t *n, struct mcb_diags *d);

@@ -655,6 +655,37 @@ static void test_matrix_limit(void)
 	mcb_buf_release(&y);
 }
 
+static void test_limits(void)
+{
+	struct mcb_workspace ws;
+	struct mcb_diags d;
+	struct mcb_buf y = MCB_BUF_INIT;
+	const char *dir;
+	int i;
+
+	/* Pattern rules: every request is matched against each, so they are capped. */
+	mcb_buf_adds(&y, "models: {m: {path: m.bin}}\nschemes: {s: []}\ntargets:\n");
+	for (i = 0; i < 1001; i++)
+		mcb_buf_printf(&y, "  \"t%d/{hw}\": {model: m, hardware: \"{hw}\", stack: s}\n", i);
+	mcb_diags_init(&d);
+	CHECK_EQ(mcb_workspace_load(&ws, write_ws(y.data), "", &d), MCB_ERECIPE);
+	CHECK_STR(diag_text(&d), "mcbuild.yaml:1004:3: error: more than 1000 pattern rules\n");
+	mcb_workspace_release(&ws);
+	mcb_diags_release(&d);
+	/* A recipe file larger than 4 MiB is refused before parsing. */
+	mcb_buf_reset(&y);
+	mcb_buf_adds(&y, "# ");
+	while (y.len <= MCB_RECIPE_MAX_BYTES)
+		mcb_buf_adds(&y, "padding padding padding padding padding padding padding padding\n# ");
+	dir = write_ws(y.data);
+	mcb_diags_init(&d);
+	CHECK_EQ(mcb_workspace_load(&ws, dir, "", &d), MCB_ERECIPE);
+	CHECK_STR(diag_text(&d), "mcbuild.yaml: error: 'mcbuild.yaml' is larger than 4194304 bytes\n");
+	mcb_workspace_release(&ws);
+	mcb_diags_release(&d);
+	mcb_buf_release(&y);
+}
+
 static void test_no_workspace(void)
 {
 	struct mcb_workspace ws;
@@ -692,6 +723,7 @@ int main(void)
 	RUN(test_include_limit);
 	RUN(test_include_symlink);
 	RUN(test_matrix_limit);
+	RUN(test_limits);
 	RUN(test_no_workspace);
 	return mcbt_done();
 }
