@@ -80,8 +80,8 @@ static int run_import(struct mcb_stepctx *sc)
 	if (!rc)
 		rc = mcb_model_check_llama(&m, src->path, sc->e);
 	if (!rc) {
-		json_object_set_new(m.meta, "source_format",
-				    json_string(mcb_model_format_name(fmt)));
+		json_object_set_new(m.meta, "source",
+				    json_pack("{s:s}", "format", mcb_model_format_name(fmt)));
 		rc = mcb_model_save_ir(&m, mcb_step_outpath(sc, "model.safetensors"), sc->e);
 	}
 	if (!rc)
