@@ -8,16 +8,27 @@ OPT = -O2
 SAN =
 BUILD = build
 SHARED = $(CURDIR)/../shared
+DYNAMIC = 0
 
 -include config.mk
 
-PKGS = yaml-0.1 libzstd openblas libcrypto jansson
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# OpenBLAS is linked at run time (runtime/blas.c dlopens it on first use):
+# its headers and library path come from pkg-config, its -l flag is not used.
+PKGS = yaml-0.1 libzstd libcrypto jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) openblas 2>/dev/null)
+# The libraries are linked statically by default (Debian's -dev packages
+# ship the archives): loading and relocating them was a quarter of a no-op
+# rebuild's time.  DYNAMIC=1 (e.g. in config.mk) links them as shared objects.
+ifeq ($(DYNAMIC),1)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl
+else
+PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --libs $(PKGS) 2>/dev/null) -Wl,-Bdynamic -ldl
+endif
+OPENBLAS_LIB := $(shell pkg-config --variable=libdir openblas 2>/dev/null)/libopenblas.so.0
 
 WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-sign-compare
 MCB_CFLAGS = -std=c11 -g $(OPT) $(SAN) $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) \
-	-DMCB_VERSION='"$(VERSION)"' $(CFLAGS)
+	-DMCB_VERSION='"$(VERSION)"' -DMCB_OPENBLAS_LIB='"$(OPENBLAS_LIB)"' $(CFLAGS)
 MCB_LIBS = $(SAN) $(PKG_LIBS) -lpthread -lm $(LDFLAGS)
 
 # Layers (README, "Architecture"): base <- cache <- runtime <- compiler <- main.

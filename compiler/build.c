@@ -28,6 +28,7 @@
 
 #include "mcb/action.h"
 #include "mcb/arena.h"
+#include "mcb/blas.h"
 #include "mcb/buf.h"
 #include "mcb/build.h"
 #include "mcb/err.h"
@@ -220,16 +221,120 @@ static const struct mcb_action_output *output_of(const struct mcb_plan_step *s, 
 	return NULL;
 }
 
+static void add_hex(struct mcb_buf *b, const struct mcb_digest *d)
+{
+	char hex[MCB_HEX_LEN + 3];
+
+	hex[0] = '"';
+	mcb_digest_hex(d, hex + 1);
+	hex[MCB_HEX_LEN + 1] = '"';
+	mcb_buf_add(b, hex, MCB_HEX_LEN + 2);
+}
+
+/* {"slot":"<hex>",...} over s's inputs (deps are sorted by slot). */
+static void add_inputs(struct mcb_buf *b, const struct mcb_plan_step *s)
+{
+	size_t i;
+
+	mcb_buf_addc(b, '{');
+	for (i = 0; i < s->ndeps; i++) {
+		if (i)
+			mcb_buf_addc(b, ',');
+		mcb_json_canonical_str(s->deps[i].slot, b);
+		mcb_buf_addc(b, ':');
+		add_hex(b, &s->in_digest[i]);
+	}
+	mcb_buf_addc(b, '}');
+}
+
 /*
- * Compute s's input digests, encoding and key (producers are DONE).
- * Returns 0, or -1 after reporting the failure (a source cannot be read).
+ * The canonical encoding of bundle_params(s), assembled from the parts that
+ * are already encoded (each chain step's params, the target's resolved
+ * recipe) instead of re-encoding a tree: a no-op build computes every
+ * bundle's key.  Keys in sorted order.  start() checks, before a bundle
+ * runs, that this equals mcb_json_canonical(bundle_params(s)).
+ */
+static void bundle_params_enc(struct mcb_plan_step *s, struct mcb_buf *b)
+{
+	const struct mcb_target *t = s->target;
+	struct mcb_buf resolved = MCB_BUF_INIT;
+	struct mcb_digest rd;
+	struct utsname u;
+	size_t i, j, nsrc = 0;
+
+	mcb_json_canonical(t->resolved, &resolved);
+	mcb_sha256(resolved.data, resolved.len, &rd);
+	mcb_buf_adds(b, "{");
+	if (uname(&u) == 0) {
+		mcb_buf_adds(b, "\"host\":{\"arch\":");
+		mcb_json_canonical_str(u.machine, b);
+		mcb_buf_adds(b, ",\"os\":");
+		mcb_json_canonical_str(u.sysname, b);
+		mcb_buf_adds(b, "},");
+	}
+	mcb_buf_adds(b, "\"manifest_version\":1,\"mcbuild_version\":");
+	mcb_json_canonical_str(MCB_VERSION, b);
+	mcb_buf_adds(b, ",\"recipe\":{\"digest\":");
+	add_hex(b, &rd);
+	mcb_buf_adds(b, ",\"resolved\":");
+	mcb_buf_add(b, resolved.data, resolved.len);
+	mcb_buf_adds(b, "},\"sources\":[");
+	for (i = 0; i < s->nchain; i++) {
+		const struct mcb_plan_step *c = s->chain[i];
+
+		for (j = 0; j < c->ndeps; j++) {
+			if (c->deps[j].from)
+				continue;
+			if (nsrc++)
+				mcb_buf_addc(b, ',');
+			mcb_buf_adds(b, "{\"input\":");
+			mcb_json_canonical_str(c->deps[j].what, b);
+			mcb_buf_adds(b, ",\"sha256\":");
+			add_hex(b, &c->in_digest[j]);
+			mcb_buf_printf(b, ",\"size\":%llu}", (unsigned long long)c->in_size[j]);
+		}
+	}
+	mcb_buf_adds(b, "],\"steps\":[");
+	for (i = 0; i < s->nchain; i++) {
+		const struct mcb_plan_step *c = s->chain[i];
+
+		if (i)
+			mcb_buf_addc(b, ',');
+		mcb_buf_adds(b, "{\"inputs\":");
+		add_inputs(b, c);
+		mcb_buf_adds(b, ",\"key\":");
+		add_hex(b, &c->key);
+		mcb_buf_adds(b, ",\"kind\":");
+		mcb_json_canonical_str(c->kind->name, b);
+		mcb_buf_adds(b, ",\"outputs\":{");
+		for (j = 0; j < c->action.nout; j++) {
+			if (j)
+				mcb_buf_addc(b, ',');
+			mcb_json_canonical_str(c->action.out[j].name, b);
+			mcb_buf_addc(b, ':');
+			add_hex(b, &c->action.out[j].digest);
+		}
+		mcb_buf_adds(b, "},\"params\":");
+		mcb_buf_adds(b, c->params_enc);
+		mcb_buf_printf(b, ",\"version\":%d}", c->kind->version);
+	}
+	mcb_buf_adds(b, "],\"target\":");
+	mcb_json_canonical_str(t->path, b);
+	mcb_buf_addc(b, '}');
+	mcb_buf_release(&resolved);
+}
+
+/*
+ * Compute s's input digests, encoding and key (producers are DONE):
+ *   {"inputs":{slot:hex,...},"kind":K,"params":P,"version":V}
+ * in canonical form.  Returns 0, or -1 after reporting the failure (a source
+ * cannot be read).
  */
 static int compute_key(struct sched *sc, struct mcb_plan_step *s)
 {
 	struct mcb_build *b = sc->b;
 	struct mcb_errctx e;
-	struct mcb_buf enc = MCB_BUF_INIT;
-	json_t *a, *inputs;
+	struct mcb_buf enc = MCB_BUF_INIT, params = MCB_BUF_INIT;
 	size_t i;
 
 	mcb_errclear(&e);
@@ -261,19 +366,23 @@ static int compute_key(struct sched *sc, struct mcb_plan_step *s)
 		}
 	}
 	if (s->target) {
-		json_decref(s->params);
-		s->params = bundle_params(s);
+		bundle_params_enc(s, &params);
+		s->params_enc = mcb_arena_strndup(sc->arena, params.data, params.len);
+	} else if (!s->params_enc) {
+		mcb_json_canonical(s->params, &params);
+		s->params_enc = mcb_arena_strndup(sc->arena, params.data, params.len);
 	}
-	inputs = json_object();
-	for (i = 0; i < s->ndeps; i++)
-		json_object_set_new(inputs, s->deps[i].slot, digest_json(&s->in_digest[i]));
-	a = json_pack("{s:s, s:i, s:O, s:o}", "kind", s->kind->name, "version", s->kind->version,
-		      "params", s->params, "inputs", inputs);
-	mcb_json_canonical(a, &enc);
-	json_decref(a);
+	mcb_buf_adds(&enc, "{\"inputs\":");
+	add_inputs(&enc, s);
+	mcb_buf_adds(&enc, ",\"kind\":");
+	mcb_json_canonical_str(s->kind->name, &enc);
+	mcb_buf_adds(&enc, ",\"params\":");
+	mcb_buf_adds(&enc, s->params_enc);
+	mcb_buf_printf(&enc, ",\"version\":%d}", s->kind->version);
 	mcb_sha256(enc.data, enc.len, &s->key);
 	s->encoding = mcb_arena_strndup(sc->arena, enc.data, enc.len);
 	mcb_buf_release(&enc);
+	mcb_buf_release(&params);
 	return 0;
 }
 
@@ -320,9 +429,11 @@ static void mark_done(struct sched *sc, struct mcb_plan_step *s, int ran)
 		sc->b->nran++;
 	else
 		sc->b->ncached++;
-	mcb_explain_set(sc->b->explain, s->label, s->encoding);
-	for (i = 0; i < s->naliases; i++)
-		mcb_explain_set(sc->b->explain, s->aliases[i], s->encoding);
+	if (ran) {
+		mcb_explain_set(sc->b->explain, s->label, s->encoding);
+		for (i = 0; i < s->naliases; i++)
+			mcb_explain_set(sc->b->explain, s->aliases[i], s->encoding);
+	}
 	for (i = 0; i < s->nusers; i++)
 		if (s->users[i]->state == MCB_STEP_WAITING && s->users[i]->nblock > 0)
 			s->users[i]->nblock--;
@@ -533,6 +644,17 @@ static int start(struct sched *sc, struct mcb_plan_step *s)
 		}
 	if (!j)
 		return -1;
+	if (s->target) {
+		struct mcb_buf check = MCB_BUF_INIT;
+
+		json_decref(s->params);
+		s->params = bundle_params(s);
+		mcb_json_canonical(s->params, &check);
+		if (strcmp(check.data, s->params_enc))
+			mcb_die("internal error: the provenance of %s encodes differently from its key",
+				s->desc);
+		mcb_buf_release(&check);
+	}
 	if (pipe(fds) < 0) {
 		fail(sc, "cannot create a pipe: %s", strerror(errno));
 		return -1;

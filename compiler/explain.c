@@ -31,6 +31,8 @@ struct entry {
 
 struct mcb_explain {
 	char *path;
+	int loaded;             /* the file has been read (lazily, on first use) */
+	char warning[MCB_ERRMSG_MAX]; /* why the file was ignored, "" when it was not */
 	struct mcb_strmap map;  /* label -> struct entry * */
 	struct entry **v;       /* n entries in insertion order */
 	size_t n, cap;
@@ -61,27 +63,37 @@ static void put(struct mcb_explain *x, const char *label, const char *enc, size_
 	mcb_strmap_put(&x->map, en->label, en);
 }
 
-struct mcb_explain *mcb_explain_open(const char *path, int *warning, struct mcb_errctx *e)
+struct mcb_explain *mcb_explain_open(const char *path)
 {
 	struct mcb_explain *x = mcb_xcalloc(1, sizeof(*x));
+
+	x->path = mcb_xstrdup(path);
+	return x;
+}
+
+/* Read the file on first use: a build that runs nothing never needs it. */
+static void load(struct mcb_explain *x)
+{
 	struct mcb_buf b = MCB_BUF_INIT;
+	struct mcb_errctx e;
 	char *p, *nl, *tab;
 	int rc;
 
-	*warning = 0;
-	x->path = mcb_xstrdup(path);
-	rc = mcb_os_read_file(path, MAX_LOG, &b, e);
+	if (x->loaded)
+		return;
+	x->loaded = 1;
+	rc = mcb_os_read_file(x->path, MAX_LOG, &b, &e);
 	if (rc) {
 		if (rc != MCB_ENOENT)
-			*warning = 1;
+			snprintf(x->warning, sizeof(x->warning), "%.900s; starting afresh", e.msg);
 		mcb_buf_release(&b);
-		return x;
+		return;
 	}
 	if (b.len < strlen(HEADER) || memcmp(b.data, HEADER, strlen(HEADER))) {
-		*warning = 1;
-		mcb_errf(e, MCB_EFORMAT, "'%s' is not an explain log; starting afresh", path);
+		snprintf(x->warning, sizeof(x->warning),
+			 "'%s' is not an explain log; starting afresh", x->path);
 		mcb_buf_release(&b);
-		return x;
+		return;
 	}
 	for (p = b.data + strlen(HEADER); *p; p = nl + 1) {
 		nl = strchr(p, '\n');
@@ -95,19 +107,26 @@ struct mcb_explain *mcb_explain_open(const char *path, int *warning, struct mcb_
 		put(x, p, tab + 1, (size_t)(nl - tab - 1));
 	}
 	mcb_buf_release(&b);
-	return x;
+}
+
+const char *mcb_explain_warning(const struct mcb_explain *x)
+{
+	return x->warning[0] ? x->warning : NULL;
 }
 
 const char *mcb_explain_get(struct mcb_explain *x, const char *label)
 {
-	struct entry *en = mcb_strmap_get(&x->map, label);
+	struct entry *en;
+
+	load(x);
+	en = mcb_strmap_get(&x->map, label);
 
 	return en ? en->enc : NULL;
 }
 
 void mcb_explain_set(struct mcb_explain *x, const char *label, const char *encoding)
 {
-	const char *old = mcb_explain_get(x, label);
+	const char *old = mcb_explain_get(x, label); /* loads the file */
 
 	if (old && !strcmp(old, encoding))
 		return;

@@ -44,7 +44,8 @@ static const char usage_text[] =
 	"  -j N       run N steps in parallel (default: the number of CPUs)\n"
 	"  -k         keep going after a failure with what does not depend on it\n"
 	"  -n         dry run: print the steps that would run, run nothing\n"
-	"  -d MODE    debugging: explain (why each step runs), stats (counters)\n"
+	"  -d MODE    debugging: explain (why each step runs), stats (counters),\n"
+	"             time (how long each phase took)\n"
 	"  --version  print the version and exit\n"
 	"  -h, --help print this help and exit\n"
 	"\n"
@@ -62,7 +63,7 @@ static const char usage_text[] =
 
 struct cli {
 	const char *dir;
-	int jobs, keep_going, dry_run, explain, stats, all;
+	int jobs, keep_going, dry_run, explain, stats, timing, all;
 	const char *cmd;      /* build, clean, graph, query */
 	const char *what;     /* query: targets|steps|keys */
 	char **args;
@@ -115,8 +116,11 @@ static int parse_args(int argc, char **argv, struct cli *c)
 				c->explain = 1;
 			else if (!strcmp(optarg, "stats"))
 				c->stats = 1;
+			else if (!strcmp(optarg, "time"))
+				c->timing = 1;
 			else
-				return usage_error("unknown debug mode '%s' (explain, stats)", optarg);
+				return usage_error("unknown debug mode '%s' (explain, stats, time)",
+						   optarg);
 			break;
 		case 'a':
 			c->all = 1;
@@ -257,6 +261,7 @@ int main(int argc, char **argv)
 	const char *env;
 	size_t ntargets = 0, i;
 	int rc, warning, exitcode = EXIT_OK;
+	int64_t t_start, t_load = 0, t_plan = 0, t_open = 0, t_build = 0;
 	struct cli c;
 
 	rc = parse_args(argc, argv, &c);
@@ -284,6 +289,7 @@ int main(int argc, char **argv)
 	cwd_in_ws = relative_path(&a, root, cwd);
 	mcb_diags_init(&diags);
 	memset(&ws, 0, sizeof(ws));
+	t_start = mcb_os_now_ns();
 	rc = mcb_workspace_load(&ws, root, prefix, &diags);
 	if (!rc) {
 		if (c.nargs == 0 && ws.ndefaults == 0) {
@@ -350,7 +356,9 @@ int main(int argc, char **argv)
 		}
 		goto out_ws;
 	}
+	t_load = mcb_os_now_ns();
 	mcb_plan_build(&plan, &a, targets, ntargets, &e);
+	t_plan = mcb_os_now_ns();
 	if (!strcmp(c.cmd, "graph")) {
 		mcb_plan_dot(&plan, stdout);
 		goto out_plan;
@@ -377,9 +385,7 @@ int main(int argc, char **argv)
 	}
 	if (warning)
 		fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
-	xlog = mcb_explain_open(mcb_path_join(&a, state, "explain.log"), &warning, &e);
-	if (warning)
-		fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
+	xlog = mcb_explain_open(mcb_path_join(&a, state, "explain.log"));
 	memset(&b, 0, sizeof(b));
 	b.plan = &plan;
 	b.store = store;
@@ -401,7 +407,9 @@ int main(int argc, char **argv)
 		b.opts.tty = 0;
 		b.opts.explain = 0;
 	}
+	t_open = mcb_os_now_ns();
 	rc = mcb_build_run(&b, &e);
+	t_build = mcb_os_now_ns();
 	if (c.what && !strcmp(c.what, "keys")) {
 		fclose(b.out);
 		print_steps(&plan, 1);
@@ -413,12 +421,22 @@ int main(int argc, char **argv)
 			fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
 		if (mcb_explain_save(xlog, &e))
 			fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
+		if (mcb_explain_warning(xlog))
+			fprintf(stderr, "mcbuild: warning: %s\n", mcb_explain_warning(xlog));
 	}
-	if (c.stats)
+	if (c.stats) {
 		fprintf(stderr, "mcbuild: stats: %zu steps, %zu ran, %zu cached, %zu failed; "
 				"%zu targets installed, %zu up to date; %u files hashed\n",
 			plan.nsteps, b.nran, b.ncached, b.nfailed, b.ninstalled, b.nuptodate,
 			mcb_statcache_hashed(stat));
+	}
+	if (c.timing) {
+		fprintf(stderr, "mcbuild: time: load %.1f ms, plan %.1f ms, open caches %.1f ms, "
+				"build %.1f ms, save %.1f ms\n",
+			(double)(t_load - t_start) / 1e6, (double)(t_plan - t_load) / 1e6,
+			(double)(t_open - t_plan) / 1e6, (double)(t_build - t_open) / 1e6,
+			(double)(mcb_os_now_ns() - t_build) / 1e6);
+	}
 	if (rc) {
 		if (b.nfailed > 1)
 			fprintf(stderr, "mcbuild: error: %zu steps failed; the first: %s\n", b.nfailed,

@@ -1,12 +1,77 @@
 /*
- * blas: the one file that includes cblas.h.  Each step runs in its own
- * process, so the thread count set here is that step's budget alone.
+ * blas: OpenBLAS, loaded on first use (see include/mcb/blas.h).  The path
+ * comes from pkg-config at build time (MCB_OPENBLAS_LIB); cblas.h supplies
+ * the prototypes, checked against the table's function types below.
  */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stddef.h>
+
 #include <cblas.h>
 
-#include "mcb/step.h"
+#include "mcb/blas.h"
+#include "mcb/err.h"
+
+#ifndef MCB_OPENBLAS_LIB
+#define MCB_OPENBLAS_LIB "libopenblas.so.0"
+#endif
+
+static struct mcb_blas blas;
+static void (*set_threads)(int);
+static int budget = 1;
+static int loaded;               /* 1 loaded, -1 failed */
+static char why[512];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* The table's types are cblas.h's with its enums as int: the casts below
+ * are only valid while that holds. */
+_Static_assert(sizeof(enum CBLAS_ORDER) == sizeof(int), "cblas enums are int-sized");
+_Static_assert(sizeof(blasint) == sizeof(int), "OpenBLAS built with 32-bit integers");
+
+static void *sym(void *h, const char *name)
+{
+	void *p = dlsym(h, name);
+
+	if (!p && !why[0])
+		snprintf(why, sizeof(why), "'%s' has no symbol %s", MCB_OPENBLAS_LIB, name);
+	return p;
+}
+
+static void load(void)
+{
+	void *h = dlopen(MCB_OPENBLAS_LIB, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h)
+		h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(why, sizeof(why), "cannot load OpenBLAS: %s", dlerror());
+		loaded = -1;
+		return;
+	}
+	*(void **)&blas.sgemm = sym(h, "cblas_sgemm");
+	*(void **)&blas.ssyrk = sym(h, "cblas_ssyrk");
+	*(void **)&set_threads = sym(h, "openblas_set_num_threads");
+	if (why[0]) {
+		loaded = -1;
+		return;
+	}
+	set_threads(budget);
+	loaded = 1;
+}
 
 void mcb_blas_set_threads(int n)
 {
-	openblas_set_num_threads(n < 1 ? 1 : n);
+	budget = n < 1 ? 1 : n;
+	if (loaded == 1)
+		set_threads(budget);
+}
+
+const struct mcb_blas *mcb_blas_get(struct mcb_errctx *e)
+{
+	pthread_once(&once, load);
+	if (loaded != 1) {
+		mcb_errf(e, MCB_EUNSUP, "%s", why);
+		return NULL;
+	}
+	return &blas;
 }

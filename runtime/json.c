@@ -19,7 +19,9 @@ static void put_real(struct mcb_buf *out, double d)
 	char tmp[40];
 	int prec;
 
-	for (prec = 1; prec <= 17; prec++) {
+	/* %.15g is already the shortest form whenever one of at most 15 digits
+	 * reads back (DBL_DIG is 15); beyond that, 16 or 17 digits. */
+	for (prec = 15; prec <= 17; prec++) {
 		snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
 		if (strtod(tmp, NULL) == d)
 			break;
@@ -57,8 +59,17 @@ static void put_string(struct mcb_buf *out, const char *str, size_t len, int asc
 
 	mcb_buf_addc(out, '"');
 	while (p < end) {
-		unsigned c = *p;
+		const unsigned char *run = p;
+		unsigned c;
 
+		/* copy runs of characters that need no escape in one go */
+		while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && (*p < 0x80 || !ascii))
+			p++;
+		if (p > run)
+			mcb_buf_add(out, run, (size_t)(p - run));
+		if (p == end)
+			break;
+		c = *p;
 		if (c == '"' || c == '\\') {
 			mcb_buf_addc(out, '\\');
 			mcb_buf_addc(out, (char)c);
@@ -158,9 +169,20 @@ static void encode(const json_t *v, struct mcb_buf *out, int pretty)
 	case JSON_STRING:
 		put_string(out, json_string_value(v), json_string_length(v), pretty < 0);
 		break;
-	case JSON_INTEGER:
-		mcb_buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	case JSON_INTEGER: {
+		/* by hand: printf's format parsing dominated key computation */
+		char digits[24], *p = digits + sizeof(digits);
+		json_int_t x = json_integer_value(v);
+		unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
+
+		do
+			*--p = (char)('0' + u % 10);
+		while (u /= 10);
+		if (x < 0)
+			*--p = '-';
+		mcb_buf_add(out, p, (size_t)(digits + sizeof(digits) - p));
 		break;
+	}
 	case JSON_REAL:
 		put_real(out, json_real_value(v));
 		break;
@@ -179,6 +201,11 @@ static void encode(const json_t *v, struct mcb_buf *out, int pretty)
 void mcb_json_canonical(const json_t *v, struct mcb_buf *out)
 {
 	encode(v, out, -1);
+}
+
+void mcb_json_canonical_str(const char *s, struct mcb_buf *out)
+{
+	put_string(out, s, strlen(s), 1);
 }
 
 void mcb_json_pretty(const json_t *v, struct mcb_buf *out)

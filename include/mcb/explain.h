@@ -1,8 +1,9 @@
 /*
- * explain: the record of each step's last action encoding, by step label, so
+ * explain: the action encoding each step last ran with, by step label, so
  * that `-d explain` can say why a step runs ("parameter bits: 8 -> 4",
- * "input model changed", "quantize version 1 -> 2").  Kept in the workspace
- * (.mcbuild/explain.log); losing it loses explanations, never results.
+ * "input model changed", "quantize version 1 -> 2"), as ninja's log records
+ * the commands it ran.  Kept in the workspace (.mcbuild/explain.log) and read
+ * only when needed; losing it loses explanations, never results.
  */
 #ifndef MCB_EXPLAIN_H
 #define MCB_EXPLAIN_H
@@ -11,8 +12,11 @@ struct mcb_buf;
 struct mcb_errctx;
 struct mcb_explain;
 
-/* Load path (missing or malformed: start empty; malformed sets *warning). */
-struct mcb_explain *mcb_explain_open(const char *path, int *warning, struct mcb_errctx *e);
+/* The log kept at path; nothing is read until first use.  A missing file
+ * is an empty log; an unreadable or malformed one too, with a warning. */
+struct mcb_explain *mcb_explain_open(const char *path);
+/* Why the file was ignored, or NULL. */
+const char *mcb_explain_warning(const struct mcb_explain *x);
 /* The last encoding recorded for label, or NULL. */
 const char *mcb_explain_get(struct mcb_explain *x, const char *label);
 /* Record encoding (copied) for label (copied). */

@@ -22,6 +22,9 @@ struct mcb_errctx;
 /* Append the canonical encoding of v to out. */
 void mcb_json_canonical(const json_t *v, struct mcb_buf *out);
 
+/* Append the canonical encoding of the string s (quoted, escaped, ASCII). */
+void mcb_json_canonical_str(const char *s, struct mcb_buf *out);
+
 /* Append a pretty encoding of v plus '\n': 2-space indent, sorted keys, UTF-8
  * kept as is, reals as in the canonical form. */
 void mcb_json_pretty(const json_t *v, struct mcb_buf *out);

@@ -66,6 +66,8 @@ struct mcb_plan_step {
 	size_t nblock;                   /* producers not yet DONE */
 	struct mcb_digest key;           /* valid from READY on */
 	const char *encoding;            /* canonical action encoding hashed into key */
+	const char *params_enc;          /* canonical encoding of params (bundle: of the
+	                                    provenance), part of encoding */
 	struct mcb_action action;        /* outputs, valid in DONE */
 	int ran;                         /* 1: executed in this build, 0: cache hit */
 	struct mcb_digest *in_digest;    /* ndeps input digests, valid from READY on */

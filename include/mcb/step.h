@@ -68,7 +68,4 @@ extern const struct mcb_stepkind mcb_step_quantize;
 extern const struct mcb_stepkind mcb_step_export;
 extern const struct mcb_stepkind mcb_step_bundle;
 
-/* Set the OpenBLAS thread count for this process (runtime/blas.c owns cblas.h). */
-void mcb_blas_set_threads(int n);
-
 #endif

@@ -13,6 +13,7 @@
 
 #include "harness.h"
 #include "mcb/arena.h"
+#include "mcb/blas.h"
 #include "mcb/buf.h"
 #include "mcb/err.h"
 #include "mcb/gguf.h"
@@ -297,8 +298,34 @@ static void test_import_errors(void)
 	mcb_arena_release(&r.a);
 }
 
+/* OpenBLAS loads on first use and computes what the scalar loop does. */
+static void test_blas_loads(void)
+{
+	struct mcb_errctx e;
+	const struct mcb_blas *b;
+	float a[6] = {1, 2, 3, 4, 5, 6}, x[6] = {7, 8, 9, 10, 11, 12}, c[4], ref[4];
+	int i, j, k;
+
+	mcb_blas_set_threads(1);
+	b = mcb_blas_get(&e);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	/* C (2,2) = A (2,3) @ X (3,2), row-major (CblasRowMajor = 101, NoTrans = 111) */
+	b->sgemm(101, 111, 111, 2, 2, 3, 1.0f, a, 3, x, 2, 0.0f, c, 2);
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < 2; j++) {
+			ref[i * 2 + j] = 0;
+			for (k = 0; k < 3; k++)
+				ref[i * 2 + j] += a[i * 3 + k] * x[k * 2 + j];
+		}
+	for (i = 0; i < 4; i++)
+		CHECK(c[i] == ref[i]);
+}
+
 int main(void)
 {
+	RUN(test_blas_loads);
 	RUN(test_synthetic);
 	RUN(test_stories);
 	RUN(test_import_errors);
