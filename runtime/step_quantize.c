@@ -100,6 +100,22 @@ static int quantize_tensor(struct mcb_stepctx *sc, struct mcb_model *m, const ch
 			      (long long)(bad / cols), (long long)(bad % cols));
 		goto out;
 	}
+	if (!per_channel) {
+		/* Q8_0 stores d = amax/127 and F16 fallbacks the values themselves as
+		 * fp16: beyond its range they would become infinities. */
+		float limit = cols % group ? 65504.0f : 127.0f * 65504.0f;
+		int64_t i;
+
+		for (i = 0; i < rows * cols; i++)
+			if (w[i] > limit || w[i] < -limit) {
+				rc = mcb_errf(sc->e, MCB_ERANGE,
+					      "tensor '%s' has a weight of magnitude %g at row %lld, "
+					      "column %lld, beyond what %s can hold (%g)", name,
+					      (double)w[i], (long long)(i / cols), (long long)(i % cols),
+					      cols % group ? "F16" : "Q8_0's fp16 scale", (double)limit);
+				goto out;
+			}
+	}
 	scale_name = mcb_arena_printf(sc->scratch, "%s.scale", name);
 	rec = json_object();
 	if (!per_channel && cols % group != 0) {

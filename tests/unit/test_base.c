@@ -9,6 +9,7 @@
 #include "mcb/hash.h"
 #include "mcb/json.h"
 #include "mcb/os.h"
+#include "mcb/strmap.h"
 
 static void test_errf(void)
 {
@@ -174,8 +175,31 @@ static void test_json_encoding(void)
 	mcb_buf_release(&b);
 }
 
+static void test_strmap(void)
+{
+	struct mcb_strmap m = MCB_STRMAP_INIT;
+	char keys[1000][16];
+	int vals[1000], i;
+
+	CHECK(mcb_strmap_get(&m, "x") == NULL);
+	for (i = 0; i < 1000; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "key-%d", i);
+		vals[i] = i;
+		mcb_strmap_put(&m, keys[i], &vals[i]);
+	}
+	CHECK_EQ(m.n, 1000);
+	for (i = 0; i < 1000; i++)
+		CHECK(mcb_strmap_get(&m, keys[i]) == &vals[i]);
+	mcb_strmap_put(&m, keys[7], &vals[8]);
+	CHECK(mcb_strmap_get(&m, "key-7") == &vals[8]);
+	CHECK_EQ(m.n, 1000);
+	CHECK(mcb_strmap_get(&m, "key-1000") == NULL);
+	mcb_strmap_release(&m);
+}
+
 int main(void)
 {
+	RUN(test_strmap);
 	RUN(test_errf);
 	RUN(test_arena);
 	RUN(test_buf);

@@ -9,6 +9,9 @@
 #include "mcb/arena.h"
 #include "mcb/diag.h"
 #include "mcb/err.h"
+#include "mcb/buf.h"
+#include "mcb/explain.h"
+#include "mcb/os.h"
 #include "mcb/plan.h"
 #include "mcb/recipe.h"
 #include "mcb/step.h"
@@ -169,8 +172,70 @@ static void test_dot(void)
 	release(&f);
 }
 
+static void why(const char *old, const char *new_enc, const char *const *ignore, const char *want)
+{
+	struct mcb_buf b = MCB_BUF_INIT;
+
+	mcb_explain_why(old, new_enc, ignore, &b);
+	CHECK_STR(b.data, want);
+	mcb_buf_release(&b);
+}
+
+/* -d explain's reasons, from two action encodings. */
+static void test_explain_why(void)
+{
+	static const char *const ignore[] = {"steps", NULL};
+	const char *a = "{\"inputs\":{\"model\":\"aaaaaaaaaaaaaaaa\"},\"kind\":\"quantize\","
+			"\"params\":{\"bits\":8,\"g\":\"channel\"},\"version\":1}";
+
+	why(NULL, a, NULL, "no previous build of this step");
+	why(a, a, NULL, "same action, but its result is not in the cache");
+	why(a, "{\"inputs\":{\"model\":\"bbbbbbbbbbbbbbbb\"},\"kind\":\"quantize\","
+	       "\"params\":{\"bits\":4,\"g\":\"channel\"},\"version\":2}", NULL,
+	    "quantize version 1 -> 2; parameter bits: 8 -> 4; "
+	    "input model changed (aaaaaaaaaaaa -> bbbbbbbbbbbb)");
+	why("{\"inputs\":{},\"kind\":\"b\",\"params\":{\"r\":{\"s\":[{\"q\":{\"x\":1}}]},"
+	    "\"steps\":[1]},\"version\":1}",
+	    "{\"inputs\":{\"new\":\"cc\"},\"kind\":\"b\",\"params\":{\"r\":{\"s\":[{\"q\":{\"x\":2}}]},"
+	    "\"steps\":[2],\"t\":\"" "0123456789012345678901234567890123456789xx\"},\"version\":1}",
+	    ignore,
+	    "parameter r.s[0].q.x: 1 -> 2; parameter t changed; new input new");
+	why("not json", a, NULL, "the recorded action is unreadable");
+}
+
+/* The log keeps the last encoding per label across open/save/open, and a
+ * malformed file is a warning, not an error. */
+static void test_explain_log(void)
+{
+	const char *dir = mcbt_tmpdir();
+	struct mcb_errctx e;
+	struct mcb_explain *x;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/explain.log", dir);
+	x = mcb_explain_open(path);
+	CHECK(mcb_explain_get(x, "a") == NULL);
+	mcb_explain_set(x, "a", "{\"v\":1}");
+	mcb_explain_set(x, "b", "{\"v\":2}");
+	mcb_explain_set(x, "a", "{\"v\":3}");
+	CHECK_OK(mcb_explain_save(x, &e), &e);
+	mcb_explain_close(x);
+	x = mcb_explain_open(path);
+	CHECK_STR(mcb_explain_get(x, "a"), "{\"v\":3}");
+	CHECK_STR(mcb_explain_get(x, "b"), "{\"v\":2}");
+	CHECK(mcb_explain_warning(x) == NULL);
+	mcb_explain_close(x);
+	mcbt_write(path, "garbage\n", 8);
+	x = mcb_explain_open(path);
+	CHECK(mcb_explain_get(x, "a") == NULL);
+	CHECK(mcb_explain_warning(x) && strstr(mcb_explain_warning(x), "not an explain log"));
+	mcb_explain_close(x);
+}
+
 int main(void)
 {
+	RUN(test_explain_why);
+	RUN(test_explain_log);
 	RUN(test_sharing);
 	RUN(test_formats_and_aliases);
 	RUN(test_hf_import_inputs);

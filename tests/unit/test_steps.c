@@ -259,6 +259,52 @@ static void pipeline(const char *src)
 	mcb_arena_release(&r.a);
 }
 
+/* Quantizing an already quantized model is refused; a weight beyond what
+ * Q8_0's fp16 scale can hold is an error naming the tensor, not an inf. */
+static void test_quantize_refusals(void)
+{
+	struct run r;
+	char path[4096];
+	FILE *f;
+
+	memset(&r, 0, sizeof(r));
+	mcb_arena_init(&r.a);
+	r.dir = mcbt_tmpdir();
+	snprintf(path, sizeof(path), "%s/m.bin", r.dir);
+	write_llama2c(path, 64, 96, 1, 4, 2, 300, 16);
+	add_input(&r, "source", path);
+	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "import"), &r.e);
+	add_input(&r, "model", path_in(&r, "import", "model.safetensors"));
+	CHECK_OK(run_step(&r, &mcb_step_quantize,
+			  "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"channel\","
+			  "\"group_size\":0,\"symmetric\":true}", "q"), &r.e);
+	add_input(&r, "model", path_in(&r, "q", "model.safetensors"));
+	CHECK(run_step(&r, &mcb_step_quantize,
+		       "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"channel\","
+		       "\"group_size\":0,\"symmetric\":true}", "qq") == MCB_EUNSUP);
+	CHECK(strstr(r.e.msg, "already quantized") != NULL);
+
+	/* blk.0.attn_q.weight[0][0] (after token_embd and rms_att) := 1e9 */
+	f = fopen(path, "r+b");
+	CHECK(f != NULL);
+	if (f) {
+		float big = 1e9f;
+
+		fseek(f, 28 + (300 * 64 + 64) * 4, SEEK_SET);
+		fwrite(&big, 4, 1, f);
+		fclose(f);
+	}
+	add_input(&r, "source", path);
+	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "import2"), &r.e);
+	add_input(&r, "model", path_in(&r, "import2", "model.safetensors"));
+	CHECK(run_step(&r, &mcb_step_quantize,
+		       "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"group\","
+		       "\"group_size\":32,\"symmetric\":true}", "q8") == MCB_ERANGE);
+	CHECK(strstr(r.e.msg, "blk.0.attn_q.weight") && strstr(r.e.msg, "row 0, column 0"));
+	mcb_buf_release(&r.log);
+	mcb_arena_release(&r.a);
+}
+
 static void test_synthetic(void)
 {
 	const char *dir = mcbt_tmpdir();
@@ -293,7 +339,6 @@ static void test_import_errors(void)
 	add_input(&r, "source", path);
 	CHECK(run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "x") != 0);
 	CHECK(strstr(r.e.msg, "garbage.bin") != NULL);
-	/* quantizing twice is refused */
 	mcb_buf_release(&r.log);
 	mcb_arena_release(&r.a);
 }
@@ -329,5 +374,6 @@ int main(void)
 	RUN(test_synthetic);
 	RUN(test_stories);
 	RUN(test_import_errors);
+	RUN(test_quantize_refusals);
 	return mcbt_done();
 }
