@@ -24,7 +24,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl
 else
 PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --libs $(PKGS) 2>/dev/null) -Wl,-Bdynamic -ldl
 endif
-OPENBLAS_LIB := $(shell pkg-config --variable=libdir openblas 2>/dev/null)/libopenblas.so.0
+OPENBLAS_LIB := $(patsubst %/,%,$(shell pkg-config --variable=libdir openblas 2>/dev/null))/libopenblas.so.0
 
 WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-sign-compare
 MCB_CFLAGS = -std=c11 -g $(OPT) $(SAN) $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) \
@@ -68,7 +68,7 @@ mcbuild: $(BUILD)/mcbuild
 $(BUILD)/mcbuild: $(BUILD)/compiler/main.o $(ALL_OBJ)
 	$(CC) -o $@ $(BUILD)/compiler/main.o $(ALL_OBJ) $(MCB_LIBS)
 
-$(BUILD)/%.o: %.c include/mcb/*.h
+$(BUILD)/%.o: %.c include/mcb/*.h Makefile
 	@mkdir -p $(@D)
 	$(CC) $(MCB_CFLAGS) -c -o $@ $<
 
