@@ -43,7 +43,6 @@
 #define LOG_MAX ((size_t)16 << 20)
 /* Bound on an entry's size: header and key lines, the outputs, the log. */
 #define ENTRY_MAX (4096 + (size_t)MCB_ACTION_MAX_OUTPUTS * (NAME_MAX_LEN + 96) + LOG_MAX)
-#define SUM_LINE_LEN (7 + MCB_HEX_LEN + 1) /* "sha256 " hex "\n" */
 
 /* A read position in an entry's bytes. */
 struct cur {
@@ -149,25 +148,21 @@ static int starts(const char *line, size_t n, const char *w)
 static int parse_entry(const char *p, size_t n, const struct mcb_digest *key,
 		       struct mcb_arena *a, struct mcb_action *out, char *why, size_t nwhy)
 {
-	struct mcb_digest sum, got, dg;
+	struct mcb_digest dg;
 	struct cur c;
-	const char *line, *sp1, *sp2;
+	const char *line, *sp1, *sp2, *bad;
+	long body;
 	size_t len, cap = 0;
 	uint64_t v;
 
-	/* The checksum line ends the entry and covers all before it. */
-	if (n < SUM_LINE_LEN || p[n - 1] != '\n' || memcmp(p + n - SUM_LINE_LEN, "sha256 ", 7) ||
-	    mcb_digest_parse(p + n - SUM_LINE_LEN + 7, MCB_HEX_LEN, &sum) < 0) {
-		snprintf(why, nwhy, "no checksum line at the end");
-		return -1;
-	}
-	mcb_sha256(p, n - SUM_LINE_LEN, &got);
-	if (!mcb_digest_eq(&sum, &got)) {
-		snprintf(why, nwhy, "checksum mismatch");
+	/* The checksum line ends the text and covers all before it. */
+	body = mcb_sum_line_check(p, n, &bad);
+	if (body < 0) {
+		snprintf(why, nwhy, "%s", bad);
 		return -1;
 	}
 	c.p = p;
-	c.end = p + n - SUM_LINE_LEN;
+	c.end = p + body;
 	if (take_line(&c, &line, &len) < 0 || len != 16 || memcmp(line, "mcbuild-action 1", 16)) {
 		snprintf(why, nwhy, "bad header line");
 		return -1;
@@ -361,7 +356,6 @@ int mcb_ac_put(struct mcb_store *s, const struct mcb_digest *key, const struct m
 {
 	struct mcb_buf b = MCB_BUF_INIT;
 	struct mcb_arena a;
-	struct mcb_digest sum;
 	char hex[MCB_HEX_LEN + 1], oh[MCB_HEX_LEN + 1];
 	const char *log = act->log ? act->log : "", *dup;
 	char *path, *slash;
@@ -404,9 +398,7 @@ int mcb_ac_put(struct mcb_store *s, const struct mcb_digest *key, const struct m
 	mcb_buf_printf(&b, "log %zu\n", nlog);
 	mcb_buf_add(&b, log, nlog);
 	mcb_buf_addc(&b, '\n');
-	mcb_sha256(b.data, b.len, &sum);
-	mcb_digest_hex(&sum, oh);
-	mcb_buf_printf(&b, "sha256 %s\n", oh);
+	mcb_sum_line_add(&b);
 	slash = strrchr(path, '/');
 	*slash = '\0';
 	rc = mcb_os_mkdirs(path, e);

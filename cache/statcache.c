@@ -44,7 +44,6 @@
 #define SC_VERSION 1
 #define FILE_MAX ((size_t)1 << 30) /* refuse (warn, start empty) beyond this */
 #define RACY_NS 1000000000LL
-#define SUM_LINE_LEN (7 + MCB_HEX_LEN + 1)
 #define HASH_TRIES 3
 
 struct entry {
@@ -178,7 +177,9 @@ static int field(const char **p, const char *end, const char **f, size_t *n)
 /* Parse the file text into c (empty on entry).  Returns 0 or -1 with why. */
 static int parse(struct mcb_statcache *c, const char *p, size_t n, char *why, size_t nwhy)
 {
-	struct mcb_digest sum, got, dg;
+	struct mcb_digest dg;
+	const char *bad;
+	long body;
 	const char *end, *nl, *f, *q;
 	size_t fn, lineno = 1;
 	uint64_t size, ino;
@@ -186,17 +187,13 @@ static int parse(struct mcb_statcache *c, const char *p, size_t n, char *why, si
 	struct entry *en;
 	char *path;
 
-	if (n < SUM_LINE_LEN || p[n - 1] != '\n' || memcmp(p + n - SUM_LINE_LEN, "sha256 ", 7) ||
-	    mcb_digest_parse(p + n - SUM_LINE_LEN + 7, MCB_HEX_LEN, &sum) < 0) {
-		snprintf(why, nwhy, "no checksum line at the end");
+	/* The checksum line ends the text and covers all before it. */
+	body = mcb_sum_line_check(p, n, &bad);
+	if (body < 0) {
+		snprintf(why, nwhy, "%s", bad);
 		return -1;
 	}
-	mcb_sha256(p, n - SUM_LINE_LEN, &got);
-	if (!mcb_digest_eq(&sum, &got)) {
-		snprintf(why, nwhy, "checksum mismatch");
-		return -1;
-	}
-	end = p + n - SUM_LINE_LEN;
+	end = p + body;
 	nl = memchr(p, '\n', (size_t)(end - p));
 	if (!nl || nl - p != 19 || memcmp(p, "mcbuild-statcache 1", 19)) {
 		snprintf(why, nwhy, "unknown header (format version 1 expected)");
@@ -360,7 +357,6 @@ int mcb_statcache_save(struct mcb_statcache *c, struct mcb_errctx *e)
 {
 	struct mcb_buf b = MCB_BUF_INIT;
 	struct mcb_arena a;
-	struct mcb_digest sum;
 	struct mcb_stat st;
 	struct entry **v;
 	char hex[MCB_HEX_LEN + 1];
@@ -383,9 +379,7 @@ int mcb_statcache_save(struct mcb_statcache *c, struct mcb_errctx *e)
 			       (long long)v[i]->hashed_ns, hex, v[i]->path);
 	}
 	free(v);
-	mcb_sha256(b.data, b.len, &sum);
-	mcb_digest_hex(&sum, hex);
-	mcb_buf_printf(&b, "sha256 %s\n", hex);
+	mcb_sum_line_add(&b);
 	mcb_arena_init(&a);
 	rc = mcb_os_mkdirs(mcb_path_dir(&a, c->file), e);
 	if (!rc)

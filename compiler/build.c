@@ -49,20 +49,20 @@
 struct job {
 	struct mcb_plan_step *step;
 	pid_t pid;
-	int fd;                /* read end of the child's output pipe; -1 at EOF */
-	struct mcb_buf out;    /* what the child wrote */
+	int fd;		    /* read end of the child's output pipe; -1 at EOF */
+	struct mcb_buf out; /* what the child wrote */
 };
 
 struct sched {
 	struct mcb_build *b;
 	struct mcb_arena *arena; /* == b->arena */
-	struct job *jobs;        /* opts.jobs slots; pid 0 when free */
+	struct job *jobs;	 /* opts.jobs slots; pid 0 when free */
 	size_t running;
-	size_t total;            /* actions (steps to run + installs) expected */
+	size_t total; /* actions (steps to run + installs) expected */
 	size_t started;
-	int stop;                /* a failure without -k: start nothing new */
-	int status_shown;        /* the tty status line is on screen */
-	char *current;           /* per plan target: 1 when known to be up to date */
+	int stop;	  /* a failure without -k: start nothing new */
+	int status_shown; /* the tty status line is on screen */
+	char *current;	  /* per plan target: 1 when known to be up to date */
 	const struct mcb_plan_step *last_started;
 };
 
@@ -154,8 +154,8 @@ static void host_json(json_t *o)
 	struct utsname u;
 
 	if (uname(&u) == 0)
-		json_object_set_new(o, "host", json_pack("{s:s, s:s}", "os", u.sysname, "arch",
-							 u.machine));
+		json_object_set_new(o, "host",
+				    json_pack("{s:s, s:s}", "os", u.sysname, "arch", u.machine));
 }
 
 static json_t *digest_json(const struct mcb_digest *d)
@@ -182,8 +182,9 @@ static json_t *bundle_params(struct mcb_plan_step *s)
 	json_object_set_new(p, "manifest_version", json_integer(1));
 	json_object_set_new(p, "mcbuild_version", json_string(MCB_VERSION));
 	json_object_set_new(p, "target", json_string(t->path));
-	json_object_set_new(p, "recipe", json_pack("{s:o, s:O}", "digest", digest_json(&rd),
-						   "resolved", t->resolved));
+	json_object_set_new(
+		p, "recipe",
+		json_pack("{s:o, s:O}", "digest", digest_json(&rd), "resolved", t->resolved));
 	for (i = 0; i < s->nchain; i++) {
 		const struct mcb_plan_step *c = s->chain[i];
 		json_t *in = json_object(), *out = json_object();
@@ -191,10 +192,11 @@ static json_t *bundle_params(struct mcb_plan_step *s)
 		for (j = 0; j < c->ndeps; j++) {
 			json_object_set_new(in, c->deps[j].slot, digest_json(&c->in_digest[j]));
 			if (!c->deps[j].from)
-				json_array_append_new(sources, json_pack(
-					"{s:s, s:o, s:I}", "input", c->deps[j].what, "sha256",
-					digest_json(&c->in_digest[j]), "size",
-					(json_int_t)c->in_size[j]));
+				json_array_append_new(sources,
+						      json_pack("{s:s, s:o, s:I}", "input",
+								c->deps[j].what, "sha256",
+								digest_json(&c->in_digest[j]),
+								"size", (json_int_t)c->in_size[j]));
 		}
 		for (j = 0; j < c->action.nout; j++)
 			json_object_set_new(out, c->action.out[j].name,
@@ -355,12 +357,12 @@ static int compute_key(struct sched *sc, struct mcb_plan_step *s)
 			}
 			s->in_digest[i] = o->digest;
 			s->in_size[i] = o->size;
-		} else if (mcb_statcache_digest(b->stat, d->source, &s->in_digest[i], &s->in_size[i],
-						&e)) {
+		} else if (mcb_statcache_digest(b->stat, d->source, &s->in_digest[i],
+						&s->in_size[i], &e)) {
 			clear_status(sc);
 			if (d->loc.file)
-				fprintf(b->err, "%s:%d:%d: error: %s: %s\n", d->loc.file, d->loc.line,
-					d->loc.col, d->what, e.msg);
+				fprintf(b->err, "%s:%d:%d: error: %s: %s\n", d->loc.file,
+					d->loc.line, d->loc.col, d->what, e.msg);
 			fail(sc, "%s: %s", d->what, e.msg);
 			return -1;
 		}
@@ -520,7 +522,8 @@ static int store_outputs(struct mcb_build *b, struct mcb_plan_step *s, struct mc
 			if (!strcmp(s->outputs[i], d->d_name))
 				break;
 		if (i == s->noutputs) {
-			rc = mcb_errf(e, MCB_EINTERNAL, "step wrote an unexpected file '%s'", d->d_name);
+			rc = mcb_errf(e, MCB_EINTERNAL, "step wrote an unexpected file '%s'",
+				      d->d_name);
 			break;
 		}
 		names[n++] = mcb_arena_strdup(a, d->d_name);
@@ -529,7 +532,8 @@ static int store_outputs(struct mcb_build *b, struct mcb_plan_step *s, struct mc
 	if (rc)
 		return rc;
 	if (n != s->noutputs)
-		return mcb_errf(e, MCB_EINTERNAL, "step wrote %zu of its %zu outputs", n, s->noutputs);
+		return mcb_errf(e, MCB_EINTERNAL, "step wrote %zu of its %zu outputs", n,
+				s->noutputs);
 	qsort(names, n, sizeof(*names), cmp_str);
 	act.out = mcb_arena_array(a, n, sizeof(*act.out));
 	act.nout = n;
@@ -651,7 +655,8 @@ static int start(struct sched *sc, struct mcb_plan_step *s)
 		s->params = bundle_params(s);
 		mcb_json_canonical(s->params, &check);
 		if (strcmp(check.data, s->params_enc))
-			mcb_die("internal error: the provenance of %s encodes differently from its key",
+			mcb_die("internal error: the provenance of %s encodes differently from its "
+				"key",
 				s->desc);
 		mcb_buf_release(&check);
 	}
@@ -815,7 +820,8 @@ static size_t target_files(const struct mcb_plan_target *pt, struct file *f)
 	size_t n = 0, i;
 
 	for (i = 0; i < pt->exp->action.nout; i++)
-		f[n++] = (struct file){pt->exp->action.out[i].name, &pt->exp->action.out[i], pt->exp};
+		f[n++] = (struct file){pt->exp->action.out[i].name, &pt->exp->action.out[i],
+				       pt->exp};
 	for (i = 0; i < pt->bundle->action.nout; i++)
 		f[n++] = (struct file){pt->bundle->action.out[i].name, &pt->bundle->action.out[i],
 				       pt->bundle};
@@ -1009,8 +1015,9 @@ static void dry_run(struct sched *sc)
 
 		if (pt->bundle->state != MCB_STEP_DONE || pt->exp->state != MCB_STEP_DONE)
 			why_install[i] = "its steps will run";
-		else if (target_uptodate(sc, mcb_path_join(sc->arena, sc->b->root, pt->target->path),
-					 files, target_files(pt, files), sc->arena, &why_install[i]))
+		else if (target_uptodate(
+				 sc, mcb_path_join(sc->arena, sc->b->root, pt->target->path), files,
+				 target_files(pt, files), sc->arena, &why_install[i]))
 			why_install[i] = NULL;
 		sc->total += why_install[i] != NULL;
 	}
@@ -1038,7 +1045,8 @@ static void dry_run(struct sched *sc)
 			continue;
 		explain(sc, p->targets[i].target->path, why_install[i]);
 		sc->started++;
-		show_status(sc, mcb_arena_printf(sc->arena, "install %s", p->targets[i].target->path));
+		show_status(sc,
+			    mcb_arena_printf(sc->arena, "install %s", p->targets[i].target->path));
 	}
 	sc->b->nwould = sc->started;
 }

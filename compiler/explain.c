@@ -31,10 +31,10 @@ struct entry {
 
 struct mcb_explain {
 	char *path;
-	int loaded;             /* the file has been read (lazily, on first use) */
+	int loaded;		      /* the file has been read (lazily, on first use) */
 	char warning[MCB_ERRMSG_MAX]; /* why the file was ignored, "" when it was not */
-	struct mcb_strmap map;  /* label -> struct entry * */
-	struct entry **v;       /* n entries in insertion order */
+	struct mcb_strmap map;	      /* label -> struct entry * */
+	struct entry **v;	      /* n entries in insertion order */
 	size_t n, cap;
 	int dirty;
 };
@@ -234,9 +234,9 @@ static void diff_value(const char *path, const json_t *a, const json_t *b, struc
 		if (!strcmp(ignore[i], path))
 			return;
 	if (json_is_object(a) && json_is_object(b)) {
-		json_object_foreach((json_t *)a, key, va)
+		json_object_foreach ((json_t *)a, key, va)
 			diff_child(path, key, 0, va, json_object_get(b, key), out, ignore);
-		json_object_foreach((json_t *)b, key, vb)
+		json_object_foreach ((json_t *)b, key, vb)
 			if (!json_object_get(a, key))
 				diff_child(path, key, 0, NULL, vb, out, ignore);
 		return;
@@ -286,15 +286,15 @@ void mcb_explain_why(const char *old, const char *new_enc, const char *const *ig
 	diff_value("", json_object_get(a, "params"), json_object_get(b, "params"), &mine, ignore);
 	ia = json_object_get(a, "inputs");
 	ib = json_object_get(b, "inputs");
-	json_object_foreach(ib, key, vb) {
+	json_object_foreach (ib, key, vb) {
 		va = json_object_get(ia, key);
 		if (!va)
 			clause(&mine, "new input %s", key);
 		else if (!json_equal(va, vb))
-			clause(&mine, "input %s changed (%.12s -> %.12s)", key, json_string_value(va),
-			       json_string_value(vb));
+			clause(&mine, "input %s changed (%.12s -> %.12s)", key,
+			       json_string_value(va), json_string_value(vb));
 	}
-	json_object_foreach(ia, key, va)
+	json_object_foreach (ia, key, va)
 		if (!json_object_get(ib, key))
 			clause(&mine, "input %s removed", key);
 	if (!mine.len)

@@ -64,8 +64,8 @@ static const char usage_text[] =
 struct cli {
 	const char *dir;
 	int jobs, keep_going, dry_run, explain, stats, timing, all;
-	const char *cmd;      /* build, clean, graph, query */
-	const char *what;     /* query: targets|steps|keys */
+	const char *cmd;  /* build, clean, graph, query */
+	const char *what; /* query: targets|steps|keys */
 	char **args;
 	int nargs;
 };
@@ -101,8 +101,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			errno = 0;
 			n = strtol(optarg, &end, 10);
 			if (errno || *end || n < 1 || n > 1024)
-				return usage_error("-j needs a number of jobs from 1 to 1024, not '%s'",
-						   optarg);
+				return usage_error(
+					"-j needs a number of jobs from 1 to 1024, not '%s'",
+					optarg);
 			c->jobs = (int)n;
 			break;
 		case 'k':
@@ -211,7 +212,8 @@ static void print_targets(struct mcb_target **t, size_t n)
 
 	for (i = 0; i < n; i++)
 		printf("%s  model=%s hardware=%s%s%s%s scheme=%s export=%s\n", t[i]->path,
-		       t[i]->model->name, t[i]->hw_name, strcmp(t[i]->hw_name, t[i]->hw->name) ? " (" : "",
+		       t[i]->model->name, t[i]->hw_name,
+		       strcmp(t[i]->hw_name, t[i]->hw->name) ? " (" : "",
 		       strcmp(t[i]->hw_name, t[i]->hw->name) ? t[i]->hw->name : "",
 		       strcmp(t[i]->hw_name, t[i]->hw->name) ? ")" : "", t[i]->scheme->name,
 		       t[i]->export_format);
@@ -235,11 +237,11 @@ static void print_steps(const struct mcb_plan *p, int keys)
 		}
 		if (s->encoding) {
 			mcb_digest_hex(&s->key, hex);
-			printf("%s  %-7s %s\n", hex, s->state == MCB_STEP_DONE ? "cached" : "missing",
-			       s->label);
+			printf("%s  %-7s %s\n", hex,
+			       s->state == MCB_STEP_DONE ? "cached" : "missing", s->label);
 		} else {
-			printf("%-64s  %-7s %s\n", "(depends on steps that must run first)", "pending",
-			       s->label);
+			printf("%-64s  %-7s %s\n", "(depends on steps that must run first)",
+			       "pending", s->label);
 		}
 	}
 }
@@ -280,8 +282,10 @@ int main(int argc, char **argv)
 	mcb_arena_init(&a);
 	mcb_errclear(&e);
 	if (mcb_workspace_find(&a, cwd, &root)) {
-		fprintf(stderr, "mcbuild: error: no %s in '%s' or any parent directory "
-				"(use -C DIR)\n", MCB_RECIPE_FILE, cwd);
+		fprintf(stderr,
+			"mcbuild: error: no %s in '%s' or any parent directory "
+			"(use -C DIR)\n",
+			MCB_RECIPE_FILE, cwd);
 		mcb_arena_release(&a);
 		return EXIT_FAIL;
 	}
@@ -298,16 +302,16 @@ int main(int argc, char **argv)
 							    &ntargets, &diags);
 		} else if (c.nargs == 0) {
 			for (i = 0; i < ws.ndefaults; i++)
-				rc |= mcb_workspace_resolve(&ws, ws.defaults[i], &targets, &ntargets,
-							    &diags);
+				rc |= mcb_workspace_resolve(&ws, ws.defaults[i], &targets,
+							    &ntargets, &diags);
 		}
 		for (i = 0; i < (size_t)c.nargs; i++) {
 			char *req = request_path(&a, cwd_in_ws, c.args[i]);
 
 			if (!req) {
 				mcb_diag_error(&diags, NULL,
-					       "target '%s' is outside the workspace '%s'", c.args[i],
-					       root);
+					       "target '%s' is outside the workspace '%s'",
+					       c.args[i], root);
 				rc = MCB_ERECIPE;
 				continue;
 			}
@@ -369,9 +373,9 @@ int main(int argc, char **argv)
 	}
 	state = mcb_path_join(&a, root, ".mcbuild");
 	env = getenv("MCBUILD_CACHE");
-	cachedir = env && env[0] ? mcb_arena_strdup(&a, env)
-				 : ws.cache_dir ? mcb_arena_strdup(&a, ws.cache_dir)
-						: mcb_path_join(&a, state, "cache");
+	cachedir = env && env[0]  ? mcb_arena_strdup(&a, env)
+		   : ws.cache_dir ? mcb_arena_strdup(&a, ws.cache_dir)
+				  : mcb_path_join(&a, state, "cache");
 	if (mcb_os_mkdirs(mcb_path_join(&a, state, "tmp"), &e) ||
 	    mcb_store_open(cachedir, &store, &e)) {
 		fprintf(stderr, "mcbuild: error: %s\n", e.msg);
@@ -425,22 +429,24 @@ int main(int argc, char **argv)
 			fprintf(stderr, "mcbuild: warning: %s\n", mcb_explain_warning(xlog));
 	}
 	if (c.stats) {
-		fprintf(stderr, "mcbuild: stats: %zu steps, %zu ran, %zu cached, %zu failed; "
-				"%zu targets installed, %zu up to date; %u files hashed\n",
+		fprintf(stderr,
+			"mcbuild: stats: %zu steps, %zu ran, %zu cached, %zu failed; "
+			"%zu targets installed, %zu up to date; %u files hashed\n",
 			plan.nsteps, b.nran, b.ncached, b.nfailed, b.ninstalled, b.nuptodate,
 			mcb_statcache_hashed(stat));
 	}
 	if (c.timing) {
-		fprintf(stderr, "mcbuild: time: load %.1f ms, plan %.1f ms, open caches %.1f ms, "
-				"build %.1f ms, save %.1f ms\n",
+		fprintf(stderr,
+			"mcbuild: time: load %.1f ms, plan %.1f ms, open caches %.1f ms, "
+			"build %.1f ms, save %.1f ms\n",
 			(double)(t_load - t_start) / 1e6, (double)(t_plan - t_load) / 1e6,
 			(double)(t_open - t_plan) / 1e6, (double)(t_build - t_open) / 1e6,
 			(double)(mcb_os_now_ns() - t_build) / 1e6);
 	}
 	if (rc) {
 		if (b.nfailed > 1)
-			fprintf(stderr, "mcbuild: error: %zu steps failed; the first: %s\n", b.nfailed,
-				b.failure);
+			fprintf(stderr, "mcbuild: error: %zu steps failed; the first: %s\n",
+				b.nfailed, b.failure);
 		else
 			fprintf(stderr, "mcbuild: error: %s\n", b.failure[0] ? b.failure : e.msg);
 		exitcode = EXIT_FAIL;

@@ -62,7 +62,8 @@ static void add_alias(struct planner *pl, struct mcb_plan_step *s, const char *l
 
 static int cmp_dep(const void *x, const void *y)
 {
-	return strcmp(((const struct mcb_plan_dep *)x)->slot, ((const struct mcb_plan_dep *)y)->slot);
+	return strcmp(((const struct mcb_plan_dep *)x)->slot,
+		      ((const struct mcb_plan_dep *)y)->slot);
 }
 
 /*
@@ -87,7 +88,8 @@ static struct mcb_plan_step *intern(struct planner *pl, const char *kindname, js
 	mcb_json_canonical(params, &id);
 	for (i = 0; i < ndeps; i++) {
 		if (deps[i].from)
-			mcb_buf_printf(&id, "\n%s %zu %s", deps[i].slot, deps[i].from->id, deps[i].output);
+			mcb_buf_printf(&id, "\n%s %zu %s", deps[i].slot, deps[i].from->id,
+				       deps[i].output);
 		else
 			mcb_buf_printf(&id, "\n%s source %s", deps[i].slot, deps[i].source);
 	}
@@ -147,9 +149,9 @@ static struct mcb_plan_step *plan_import(struct planner *pl, const struct mcb_mo
 	nd++;
 	if (st) {
 		deps[nd].slot = "config";
-		deps[nd].source = md->config ? md->config
-					     : mcb_path_join(pl->a, mcb_path_dir(pl->a, path),
-							     "config.json");
+		deps[nd].source =
+			md->config ? md->config
+				   : mcb_path_join(pl->a, mcb_path_dir(pl->a, path), "config.json");
 		deps[nd].what = mcb_arena_printf(pl->a, "config of model '%s'", md->name);
 		deps[nd].loc = md->loc;
 		nd++;
@@ -188,20 +190,20 @@ static struct mcb_plan_step *plan_technique(struct planner *pl, const struct mcb
 	if (!strcmp(mcb_param_str(params, "granularity", ""), "channel"))
 		desc = mcb_arena_printf(pl->a, "quantize %s w%lld per-channel %s",
 					mcb_param_str(params, "method", "?"),
-					(long long)mcb_param_int(params, "bits", 0), t->model->name);
-	else
-		desc = mcb_arena_printf(pl->a, "quantize %s w%lld g%lld %s",
-					mcb_param_str(params, "method", "?"),
 					(long long)mcb_param_int(params, "bits", 0),
-					(long long)mcb_param_int(params, "group_size", 0),
 					t->model->name);
+	else
+		desc = mcb_arena_printf(
+			pl->a, "quantize %s w%lld g%lld %s", mcb_param_str(params, "method", "?"),
+			(long long)mcb_param_int(params, "bits", 0),
+			(long long)mcb_param_int(params, "group_size", 0), t->model->name);
 	memset(&dep, 0, sizeof(dep));
 	dep.slot = "model";
 	dep.from = prev;
 	dep.output = "model.safetensors";
 	return intern(pl, "quantize", params, &dep, 1,
-		      mcb_arena_printf(pl->a, "quantize %s %s#%zu %s", t->model->name, t->scheme->name,
-				       i, t->export_format),
+		      mcb_arena_printf(pl->a, "quantize %s %s#%zu %s", t->model->name,
+				       t->scheme->name, i, t->export_format),
 		      desc, model_out, 1);
 }
 

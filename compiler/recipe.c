@@ -180,23 +180,7 @@ struct ctx {
 	struct mcb_diags *d;
 };
 
-/* Grow *v (elements of size bytes, *cap of them) in the arena to hold n + 1. */
-static void *grow(struct mcb_arena *a, void *v, size_t n, size_t *cap, size_t size)
-{
-	void *nv;
-	size_t ncap;
-
-	if (n < *cap)
-		return v;
-	ncap = *cap ? *cap * 2 : 8;
-	nv = mcb_arena_array(a, ncap, size);
-	if (n)
-		memcpy(nv, v, n * size);
-	*cap = ncap;
-	return nv;
-}
-
-#define PUSH(a, v, n, cap) ((v) = grow((a), (v), (n), &(cap), sizeof(*(v))), &(v)[(n)++])
+#define PUSH(a, v, n, cap) ((v) = mcb_arena_grow((a), (v), (n), &(cap), sizeof(*(v))), &(v)[(n)++])
 
 static json_t *keep(struct ctx *c, json_t *v)
 {

@@ -64,22 +64,6 @@ struct parser {
 	struct mcb_node *root;
 };
 
-/* Grow *v (elements of size bytes, *cap of them) in the arena to hold n + 1. */
-static void *grow(struct mcb_arena *a, void *v, size_t n, size_t *cap, size_t size)
-{
-	void *nv;
-	size_t ncap;
-
-	if (n < *cap)
-		return v;
-	ncap = *cap ? *cap * 2 : 8;
-	nv = mcb_arena_array(a, ncap, size);
-	if (n)
-		memcpy(nv, v, n * size);
-	*cap = ncap;
-	return nv;
-}
-
 static struct mcb_loc mark_loc(const struct parser *p, yaml_mark_t m)
 {
 	struct mcb_loc loc = {p->file, (int)m.line + 1, (int)m.column + 1};
@@ -134,7 +118,8 @@ static int count_nodes(struct parser *p, size_t cost, const struct mcb_loc *loc,
 
 static void add_anchor(struct parser *p, const char *name, struct mcb_node *node, size_t cost)
 {
-	p->anchors = grow(p->a, p->anchors, p->nanchors, &p->anchorcap, sizeof(*p->anchors));
+	p->anchors = mcb_arena_grow(p->a, p->anchors, p->nanchors, &p->anchorcap,
+				    sizeof(*p->anchors));
 	p->anchors[p->nanchors].name = mcb_arena_strdup(p->a, name);
 	p->anchors[p->nanchors].node = node;
 	p->anchors[p->nanchors].cost = cost;
@@ -151,7 +136,7 @@ static void attach(struct parser *p, struct mcb_node *n)
 		return;
 	}
 	f = &p->stack[p->depth - 1];
-	f->items = grow(p->a, f->items, f->n, &f->cap, sizeof(*f->items));
+	f->items = mcb_arena_grow(p->a, f->items, f->n, &f->cap, sizeof(*f->items));
 	f->items[f->n++] = n;
 }
 
@@ -322,7 +307,7 @@ static void add_merge_source(struct parser *p, struct pair **pairs, size_t *n, s
 	size_t i;
 
 	for (i = 0; i < m->nitems; i++) {
-		*pairs = grow(p->a, *pairs, *n, cap, sizeof(**pairs));
+		*pairs = mcb_arena_grow(p->a, *pairs, *n, cap, sizeof(**pairs));
 		(*pairs)[*n] = (struct pair){m->keys[i], m->items[i], 1, (*rank)++, *n, 0};
 		(*n)++;
 	}
@@ -369,7 +354,7 @@ static void finish_map(struct parser *p, struct frame *f)
 			}
 			continue;
 		}
-		pairs = grow(p->a, pairs, npairs, &cap, sizeof(*pairs));
+		pairs = mcb_arena_grow(p->a, pairs, npairs, &cap, sizeof(*pairs));
 		pairs[npairs] = (struct pair){k, v, 0, nexplicit++, npairs, 0};
 		npairs++;
 	}
@@ -419,7 +404,7 @@ static int open_collection(struct parser *p, enum mcb_node_kind kind, const yaml
 	if (count_nodes(p, 1, &n->loc, 0))
 		return -1;
 	apply_tag(p, n, tag);
-	p->stack = grow(p->a, p->stack, p->depth, &p->stackcap, sizeof(*p->stack));
+	p->stack = mcb_arena_grow(p->a, p->stack, p->depth, &p->stackcap, sizeof(*p->stack));
 	f = &p->stack[p->depth++];
 	memset(f, 0, sizeof(*f));
 	f->node = n;

@@ -67,6 +67,21 @@ void *mcb_arena_array(struct mcb_arena *a, size_t n, size_t size)
 	return mcb_arena_alloc(a, bytes);
 }
 
+void *mcb_arena_grow(struct mcb_arena *a, void *v, size_t n, size_t *cap, size_t size)
+{
+	void *nv;
+	size_t ncap;
+
+	if (n < *cap)
+		return v;
+	ncap = *cap ? *cap * 2 : 8;
+	nv = mcb_arena_array(a, ncap, size);
+	if (n)
+		memcpy(nv, v, n * size);
+	*cap = ncap;
+	return nv;
+}
+
 char *mcb_arena_strndup(struct mcb_arena *a, const char *s, size_t n)
 {
 	char *p = mcb_arena_alloc(a, n + 1);

@@ -19,7 +19,7 @@
 static struct mcb_blas blas;
 static void (*set_threads)(int);
 static int budget = 1;
-static int loaded;               /* 1 loaded, -1 failed */
+static int loaded; /* 1 loaded, -1 failed */
 static char why[512];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "mcb/buf.h"
 #include "mcb/err.h"
 #include "mcb/hash.h"
 
@@ -145,4 +146,34 @@ int mcb_digest_parse(const char *hex, size_t n, struct mcb_digest *d)
 int mcb_digest_eq(const struct mcb_digest *a, const struct mcb_digest *b)
 {
 	return memcmp(a->b, b->b, MCB_DIGEST_LEN) == 0;
+}
+
+void mcb_sum_line_add(struct mcb_buf *b)
+{
+	struct mcb_digest d;
+	char hex[MCB_HEX_LEN + 1];
+
+	mcb_sha256(b->data, b->len, &d);
+	mcb_digest_hex(&d, hex);
+	mcb_buf_printf(b, "sha256 %s\n", hex);
+}
+
+long mcb_sum_line_check(const char *p, size_t n, const char **why)
+{
+	struct mcb_digest want, got;
+	const char *line;
+
+	if (n < MCB_SUM_LINE_LEN || p[n - 1] != '\n' ||
+	    memcmp(p + n - MCB_SUM_LINE_LEN, "sha256 ", 7) ||
+	    mcb_digest_parse(p + n - MCB_SUM_LINE_LEN + 7, MCB_HEX_LEN, &want) < 0) {
+		*why = "no checksum line at the end";
+		return -1;
+	}
+	line = p + n - MCB_SUM_LINE_LEN;
+	mcb_sha256(p, (size_t)(line - p), &got);
+	if (!mcb_digest_eq(&want, &got)) {
+		*why = "checksum mismatch";
+		return -1;
+	}
+	return (long)(line - p);
 }

@@ -129,7 +129,7 @@ static void encode(const json_t *v, struct mcb_buf *out, int pretty)
 		}
 		keys = mcb_xmalloc(n * sizeof(*keys));
 		i = 0;
-		json_object_foreach((json_t *)v, key, child)
+		json_object_foreach ((json_t *)v, key, child)
 			keys[i++] = key;
 		qsort(keys, n, sizeof(*keys), cmp_keys);
 		mcb_buf_addc(out, '{');
@@ -222,7 +222,7 @@ int mcb_json_depth(const json_t *v)
 	int d, max = 0;
 
 	if (json_is_object(v)) {
-		json_object_foreach((json_t *)v, key, child) {
+		json_object_foreach ((json_t *)v, key, child) {
 			d = mcb_json_depth(child) + 1;
 			if (d > max)
 				max = d;
@@ -230,7 +230,7 @@ int mcb_json_depth(const json_t *v)
 		return max ? max : 1;
 	}
 	if (json_is_array(v)) {
-		json_array_foreach(v, i, child) {
+		json_array_foreach (v, i, child) {
 			d = mcb_json_depth(child) + 1;
 			if (d > max)
 				max = d;

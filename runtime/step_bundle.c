@@ -31,9 +31,9 @@ static int run_bundle(struct mcb_stepctx *sc)
 		return mcb_errf(sc->e, MCB_ENOMEM, "cannot build the manifest");
 	for (i = 0; i < sc->nin; i++) {
 		mcb_digest_hex(&sc->in[i].digest, hex);
-		json_array_append_new(files, json_pack("{s:s, s:s, s:I}", "name", sc->in[i].name,
-						       "sha256", hex, "size",
-						       (json_int_t)sc->in[i].size));
+		json_array_append_new(files,
+				      json_pack("{s:s, s:s, s:I}", "name", sc->in[i].name, "sha256",
+						hex, "size", (json_int_t)sc->in[i].size));
 	}
 	json_object_set_new(man, "files", files);
 	mcb_json_pretty(man, &text);

@@ -46,7 +46,7 @@ static int is_scale_tensor(const struct mcb_model *m, const char *name)
 	const char *key;
 	json_t *rec;
 
-	json_object_foreach(json_object_get(m->meta, "quant"), key, rec)
+	json_object_foreach (json_object_get(m->meta, "quant"), key, rec)
 		if (!strcmp(mcb_param_str(rec, "scale", ""), name))
 			return 1;
 	return 0;
@@ -71,7 +71,8 @@ static int write_tokenizer(struct mcb_stepctx *sc, const struct mcb_model *m,
 	if (n < 259)
 		return mcb_errf(sc->e, MCB_EUNSUP,
 				"the model has no tokenizer and its vocabulary (%lld) is too small "
-				"for a placeholder one (259)", (long long)n);
+				"for a placeholder one (259)",
+				(long long)n);
 	toks = mcb_arena_array(sc->scratch, (size_t)n, sizeof(*toks));
 	scores = mcb_arena_array(sc->scratch, (size_t)n, sizeof(*scores));
 	types = mcb_arena_array(sc->scratch, (size_t)n, sizeof(*types));
@@ -85,7 +86,8 @@ static int write_tokenizer(struct mcb_stepctx *sc, const struct mcb_model *m,
 		else if (i == 2)
 			s = "</s>", types[i] = 3;
 		else if (i < 259)
-			s = mcb_arena_printf(sc->scratch, "<0x%02X>", (unsigned)(i - 3)), types[i] = 6;
+			s = mcb_arena_printf(sc->scratch, "<0x%02X>", (unsigned)(i - 3)),
+			types[i] = 6;
 		else
 			s = mcb_arena_printf(sc->scratch, "<tok%lld>", (long long)i), types[i] = 1;
 		toks[i].s = s;
@@ -107,8 +109,10 @@ static int write_tokenizer(struct mcb_stepctx *sc, const struct mcb_model *m,
 	mcb_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
 	mcb_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
 	mcb_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-	mcb_step_log(sc, "the model has no tokenizer: wrote a placeholder %lld-token vocabulary "
-			 "(evaluate with token ids, not text)", (long long)n);
+	mcb_step_log(sc,
+		     "the model has no tokenizer: wrote a placeholder %lld-token vocabulary "
+		     "(evaluate with token ids, not text)",
+		     (long long)n);
 	return 0;
 }
 
@@ -120,9 +124,10 @@ static int write_tokenizer(struct mcb_stepctx *sc, const struct mcb_model *m,
  */
 static long llama_rank(const char *name)
 {
-	static const char *const blk[] = {"attn_norm.weight", "attn_q.weight", "attn_k.weight",
-					  "attn_v.weight", "attn_output.weight", "ffn_norm.weight",
-					  "ffn_gate.weight", "ffn_down.weight", "ffn_up.weight"};
+	static const char *const blk[] = {
+		"attn_norm.weight", "attn_q.weight",	  "attn_k.weight",
+		"attn_v.weight",    "attn_output.weight", "ffn_norm.weight",
+		"ffn_gate.weight",  "ffn_down.weight",	  "ffn_up.weight"};
 	char *end;
 	long layer;
 	size_t i;
@@ -197,7 +202,8 @@ static int export_gguf(struct mcb_stepctx *sc, const struct mcb_model *m)
 		if (is_scale_tensor(m, t->name))
 			continue;
 		if (t->ndim < 1 || t->ndim > MCB_GGUF_MAX_DIMS) {
-			rc = mcb_errf(sc->e, MCB_EUNSUP, "tensor '%s' has %d dimensions", t->name, t->ndim);
+			rc = mcb_errf(sc->e, MCB_EUNSUP, "tensor '%s' has %d dimensions", t->name,
+				      t->ndim);
 			break;
 		}
 		for (d = 0; d < t->ndim; d++)
@@ -216,34 +222,38 @@ static int export_gguf(struct mcb_stepctx *sc, const struct mcb_model *m)
 			    s->nbytes != (size_t)(rows * (cols / MCB_QK8_0)) * 2) {
 				rc = mcb_errf(sc->e, MCB_EUNSUP,
 					      "tensor '%s' is not quantized in Q8_0 blocks; gguf "
-					      "export needs granularity group (32)", t->name);
+					      "export needs granularity group (32)",
+					      t->name);
 				break;
 			}
 			nb = rows * (cols / MCB_QK8_0);
 			blocks = malloc((size_t)nb * sizeof(*blocks));
 			if (!blocks) {
-				rc = mcb_errf(sc->e, MCB_ENOMEM, "cannot allocate Q8_0 blocks for '%s'",
-					      t->name);
+				rc = mcb_errf(sc->e, MCB_ENOMEM,
+					      "cannot allocate Q8_0 blocks for '%s'", t->name);
 				break;
 			}
 			dsc = s->data;
 			for (r = 0; r < rows; r++)
 				for (b = 0; b < cols / MCB_QK8_0; b++) {
-					struct mcb_block_q8_0 *blk = &blocks[r * (cols / MCB_QK8_0) + b];
+					struct mcb_block_q8_0 *blk =
+						&blocks[r * (cols / MCB_QK8_0) + b];
 
 					blk->d = dsc[r * (cols / MCB_QK8_0) + b];
 					memcpy(blk->qs, q + r * cols + b * MCB_QK8_0, MCB_QK8_0);
 				}
-			rc = mcb_gguf_add_tensor(w, t->name, (uint32_t)mcb_dtype_info(MCB_DT_Q8_0)->ggml_type,
-						 2, ne, blocks, (uint64_t)nb * sizeof(*blocks), sc->e);
+			rc = mcb_gguf_add_tensor(
+				w, t->name, (uint32_t)mcb_dtype_info(MCB_DT_Q8_0)->ggml_type, 2, ne,
+				blocks, (uint64_t)nb * sizeof(*blocks), sc->e);
 			/* the writer borrows data until mcb_gguf_write: keep blocks alive */
 			owned[nowned++] = blocks;
 			nq8++;
 			continue;
 		}
 		if (mcb_dtype_info(t->dtype)->ggml_type < 0) {
-			rc = mcb_errf(sc->e, MCB_EUNSUP, "tensor '%s' has type %s, which gguf cannot store",
-				      t->name, mcb_dtype_info(t->dtype)->name);
+			rc = mcb_errf(sc->e, MCB_EUNSUP,
+				      "tensor '%s' has type %s, which gguf cannot store", t->name,
+				      mcb_dtype_info(t->dtype)->name);
 			break;
 		}
 		nf16 += t->dtype == MCB_DT_F16;
@@ -252,7 +262,9 @@ static int export_gguf(struct mcb_stepctx *sc, const struct mcb_model *m)
 	}
 	if (!rc) {
 		mcb_gguf_set_u32(w, "general.file_type",
-				 nq8 ? FTYPE_MOSTLY_Q8_0 : nf16 ? FTYPE_MOSTLY_F16 : FTYPE_ALL_F32);
+				 nq8	? FTYPE_MOSTLY_Q8_0
+				 : nf16 ? FTYPE_MOSTLY_F16
+					: FTYPE_ALL_F32);
 		if (nq8)
 			mcb_gguf_set_u32(w, "general.quantization_version", 2);
 		rc = mcb_gguf_write(w, mcb_step_outpath(sc, "model.gguf"), sc->e);
@@ -278,7 +290,8 @@ static int64_t qk_heads(const struct mcb_model *m, const char *name)
 /* A tensor named name for the output, with data copied and permuted to HF
  * row order when heads > 0, else borrowed. */
 static int hf_tensor(struct mcb_stepctx *sc, struct mcb_tensor *out, const struct mcb_tensor *t,
-		     const char *name, int64_t heads, int64_t head_dim, int ndim, const int64_t *shape)
+		     const char *name, int64_t heads, int64_t head_dim, int ndim,
+		     const int64_t *shape)
 {
 	int64_t rows = t->shape[0], cols = 1;
 	int d;
@@ -296,8 +309,8 @@ static int hf_tensor(struct mcb_stepctx *sc, struct mcb_tensor *out, const struc
 	out->data = mcb_arena_alloc(sc->scratch, t->nbytes);
 	memcpy(out->data, t->data, t->nbytes);
 	if (rows != heads * head_dim)
-		return mcb_errf(sc->e, MCB_EFORMAT, "tensor '%s' has %lld rows, expected %lld", t->name,
-				(long long)rows, (long long)(heads * head_dim));
+		return mcb_errf(sc->e, MCB_EFORMAT, "tensor '%s' has %lld rows, expected %lld",
+				t->name, (long long)rows, (long long)(heads * head_dim));
 	return mcb_hf_permute_rows(out->data, heads, head_dim, cols,
 				   t->nbytes / (size_t)(rows * cols), 0, sc->e);
 }
@@ -324,7 +337,8 @@ static int export_safetensors(struct mcb_stepctx *sc, const struct mcb_model *m)
 		if (is_scale_tensor(m, t->name))
 			continue;
 		if (mcb_gguf_to_hf_name(t->name, hf, sizeof(hf)) < 0) {
-			rc = mcb_errf(sc->e, MCB_EUNSUP, "no Hugging Face name for tensor '%s'", t->name);
+			rc = mcb_errf(sc->e, MCB_EUNSUP, "no Hugging Face name for tensor '%s'",
+				      t->name);
 			break;
 		}
 		rc = hf_tensor(sc, &outs[n], t, mcb_arena_strdup(sc->scratch, hf), heads,
@@ -334,19 +348,22 @@ static int export_safetensors(struct mcb_stepctx *sc, const struct mcb_model *m)
 		list[n] = &outs[n];
 		n++;
 		if (rec && json_object_get(rec, "scale")) {
-			const struct mcb_tensor *s = mcb_model_find(m, mcb_param_str(rec, "scale", ""));
+			const struct mcb_tensor *s =
+				mcb_model_find(m, mcb_param_str(rec, "scale", ""));
 			int64_t shape[2];
 
 			if (!s) {
-				rc = mcb_errf(sc->e, MCB_EFORMAT, "scale tensor of '%s' is missing", t->name);
+				rc = mcb_errf(sc->e, MCB_EFORMAT, "scale tensor of '%s' is missing",
+					      t->name);
 				break;
 			}
 			qgran = mcb_param_str(rec, "granularity", "");
 			qgroup = mcb_param_int(rec, "group_size", 0);
 			shape[0] = t->shape[0];
 			shape[1] = s->ndim == 1 ? 1 : s->shape[1];
-			rc = hf_tensor(sc, &outs[n], s, mcb_arena_printf(sc->scratch, "%s_scale", hf),
-				       heads, m->cfg.head_dim, 2, shape);
+			rc = hf_tensor(sc, &outs[n], s,
+				       mcb_arena_printf(sc->scratch, "%s_scale", hf), heads,
+				       m->cfg.head_dim, 2, shape);
 			list[n] = &outs[n];
 			n++;
 		} else if (t->ndim == 2) {
@@ -363,9 +380,10 @@ static int export_safetensors(struct mcb_stepctx *sc, const struct mcb_model *m)
 		goto out;
 	cfg = mcb_hf_config(m);
 	if (qgran) {
-		qc = json_pack("{s:s, s:i, s:s, s:I, s:b, s:s, s:O}", "quant_method", "mcbuild-int8",
-			       "bits", 8, "granularity", qgran, "group_size", (json_int_t)qgroup,
-			       "symmetric", 1, "scale_suffix", "_scale", "modules_not_quantized", unq);
+		qc = json_pack("{s:s, s:i, s:s, s:I, s:b, s:s, s:O}", "quant_method",
+			       "mcbuild-int8", "bits", 8, "granularity", qgran, "group_size",
+			       (json_int_t)qgroup, "symmetric", 1, "scale_suffix", "_scale",
+			       "modules_not_quantized", unq);
 		json_object_set_new(cfg, "quantization_config", qc);
 	}
 	mcb_json_pretty(cfg, &cfgtext);

@@ -65,7 +65,8 @@ static int run_import(struct mcb_stepctx *sc)
 		break;
 	case MCB_FMT_SAFETENSORS:
 		if (!cfg) {
-			rc = mcb_errf(sc->e, MCB_EINTERNAL, "safetensors import has no config input");
+			rc = mcb_errf(sc->e, MCB_EINTERNAL,
+				      "safetensors import has no config input");
 			break;
 		}
 		rc = mcb_hf_read(src->path, cfg->path, &m, sc->e);

@@ -36,7 +36,7 @@
 static int is_linear_weight(const char *name)
 {
 	static const char *const suffixes[] = {
-		".attn_q.weight", ".attn_k.weight", ".attn_v.weight", ".attn_output.weight",
+		".attn_q.weight",   ".attn_k.weight", ".attn_v.weight",	  ".attn_output.weight",
 		".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight",
 	};
 	size_t i, n = strlen(name), k;
@@ -108,11 +108,13 @@ static int quantize_tensor(struct mcb_stepctx *sc, struct mcb_model *m, const ch
 
 		for (i = 0; i < rows * cols; i++)
 			if (w[i] > limit || w[i] < -limit) {
-				rc = mcb_errf(sc->e, MCB_ERANGE,
-					      "tensor '%s' has a weight of magnitude %g at row %lld, "
-					      "column %lld, beyond what %s can hold (%g)", name,
-					      (double)w[i], (long long)(i / cols), (long long)(i % cols),
-					      cols % group ? "F16" : "Q8_0's fp16 scale", (double)limit);
+				rc = mcb_errf(
+					sc->e, MCB_ERANGE,
+					"tensor '%s' has a weight of magnitude %g at row %lld, "
+					"column %lld, beyond what %s can hold (%g)",
+					name, (double)w[i], (long long)(i / cols),
+					(long long)(i % cols),
+					cols % group ? "F16" : "Q8_0's fp16 scale", (double)limit);
 				goto out;
 			}
 	}
@@ -131,9 +133,10 @@ static int quantize_tensor(struct mcb_stepctx *sc, struct mcb_model *m, const ch
 			for (size_t i = 0; i < (size_t)(rows * cols); i++)
 				h[i] = mcb_f32_to_f16(w[i]);
 			json_object_set_new(rec, "fallback", json_string("F16"));
-			json_object_set_new(rec, "reason",
-					    json_sprintf("row length %lld is not a multiple of %lld",
-							 (long long)cols, (long long)group));
+			json_object_set_new(
+				rec, "reason",
+				json_sprintf("row length %lld is not a multiple of %lld",
+					     (long long)cols, (long long)group));
 			*fallback = 1;
 		}
 	} else {
@@ -157,15 +160,16 @@ static int quantize_tensor(struct mcb_stepctx *sc, struct mcb_model *m, const ch
 				mcb_rtn_int8_channel(w, rows, cols, codes, scales);
 			} else {
 				for (r = 0; r < rows; r++)
-					mcb_quantize_row_q8_0_split(w + r * cols, codes + r * cols,
-								    (uint16_t *)scales + r * (cols / group),
-								    cols);
+					mcb_quantize_row_q8_0_split(
+						w + r * cols, codes + r * cols,
+						(uint16_t *)scales + r * (cols / group), cols);
 			}
 			json_object_set_new(rec, "method", json_string("rtn"));
 			json_object_set_new(rec, "bits", json_integer(8));
 			json_object_set_new(rec, "granularity",
 					    json_string(per_channel ? "channel" : "group"));
-			json_object_set_new(rec, "group_size", json_integer(per_channel ? 0 : group));
+			json_object_set_new(rec, "group_size",
+					    json_integer(per_channel ? 0 : group));
 			json_object_set_new(rec, "symmetric", json_true());
 			json_object_set_new(rec, "scale", json_string(scale_name));
 		}
@@ -200,14 +204,16 @@ static int run_quantize(struct mcb_stepctx *sc)
 	int rc = 0;
 
 	if (strcmp(method, "rtn") || bits != 8 || !mcb_param_bool(sc->params, "symmetric", 0))
-		return mcb_errf(sc->e, MCB_EUNSUP, "quantize supports method rtn, 8 bits, symmetric");
+		return mcb_errf(sc->e, MCB_EUNSUP,
+				"quantize supports method rtn, 8 bits, symmetric");
 	if (!strcmp(gran, "channel"))
 		per_channel = 1;
 	else if (!strcmp(gran, "group") && group == MCB_QK8_0)
 		per_channel = 0;
 	else
-		return mcb_errf(sc->e, MCB_EUNSUP, "quantize: granularity '%s' with group_size %lld",
-				gran, (long long)group);
+		return mcb_errf(sc->e, MCB_EUNSUP,
+				"quantize: granularity '%s' with group_size %lld", gran,
+				(long long)group);
 	if (!in)
 		return mcb_errf(sc->e, MCB_EINTERNAL, "quantize step has no model input");
 	mcb_model_init(&m);
@@ -254,8 +260,9 @@ static int run_quantize(struct mcb_stepctx *sc)
 	if (rc)
 		goto out;
 	for (i = 0; i < nnotes; i++)
-		mcb_step_log(sc, "%s (%d tensor%s): row length %lld is not a multiple of %lld, "
-				 "kept as F16",
+		mcb_step_log(sc,
+			     "%s (%d tensor%s): row length %lld is not a multiple of %lld, "
+			     "kept as F16",
 			     notes[i].generic, notes[i].count, notes[i].count == 1 ? "" : "s",
 			     (long long)notes[i].cols, (long long)group);
 	mcb_step_log(sc, "quantized %d tensors to int8 (%s)", nquant,

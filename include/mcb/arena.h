@@ -29,6 +29,13 @@ void *mcb_arena_alloc(struct mcb_arena *a, size_t n);
 /* n elements of size bytes, overflow-checked, zero-filled. */
 void *mcb_arena_array(struct mcb_arena *a, size_t n, size_t size);
 
+/*
+ * Growable arrays in an arena: return v, or a copy of its n elements in a
+ * larger block, so that it holds at least n + 1 elements of size bytes
+ * (*cap counts them; the old block is left to the arena).
+ */
+void *mcb_arena_grow(struct mcb_arena *a, void *v, size_t n, size_t *cap, size_t size);
+
 char *mcb_arena_strdup(struct mcb_arena *a, const char *s);
 char *mcb_arena_strndup(struct mcb_arena *a, const char *s, size_t n);
 char *mcb_arena_printf(struct mcb_arena *a, const char *fmt, ...)

@@ -18,12 +18,12 @@ struct mcb_statcache;
 struct mcb_store;
 
 struct mcb_build_opts {
-	int jobs;       /* parallel steps, >= 1 */
+	int jobs;	/* parallel steps, >= 1 */
 	int keep_going; /* -k: go on after a failure with what does not depend on it */
-	int dry_run;    /* -n: print the plan, run and install nothing */
-	int explain;    /* -d explain: say why each step runs */
-	int stats;      /* -d stats: print counters at the end */
-	int tty;        /* progress on one rewritten line */
+	int dry_run;	/* -n: print the plan, run and install nothing */
+	int explain;	/* -d explain: say why each step runs */
+	int stats;	/* -d stats: print counters at the end */
+	int tty;	/* progress on one rewritten line */
 };
 
 struct mcb_build {
@@ -32,16 +32,16 @@ struct mcb_build {
 	struct mcb_store *store;
 	struct mcb_statcache *stat;
 	struct mcb_explain *explain;
-	const char *root;     /* workspace root, absolute */
-	const char *tmpdir;   /* scratch area for steps, absolute */
+	const char *root;	 /* workspace root, absolute */
+	const char *tmpdir;	 /* scratch area for steps, absolute */
 	struct mcb_arena *arena; /* step keys, encodings and action entries (outlive the run) */
 	struct mcb_build_opts opts;
-	FILE *out;            /* progress and step output (stdout) */
-	FILE *err;            /* warnings, explanations (stderr) */
+	FILE *out; /* progress and step output (stdout) */
+	FILE *err; /* warnings, explanations (stderr) */
 	/* results */
 	size_t nran, ncached, nfailed, ninstalled, nuptodate;
-	size_t nwould;        /* -n: steps and installs that would run */
-	char failure[1024];   /* first failure, one line ("" when none) */
+	size_t nwould;	    /* -n: steps and installs that would run */
+	char failure[1024]; /* first failure, one line ("" when none) */
 };
 
 /*

@@ -46,4 +46,19 @@ int mcb_digest_parse(const char *hex, size_t n, struct mcb_digest *d);
 
 int mcb_digest_eq(const struct mcb_digest *a, const struct mcb_digest *b);
 
+/*
+ * Self-checksummed text files (the action cache's entries, the stat cache):
+ * the last line is "sha256 <64 hex>\n", the SHA-256 of every byte before it.
+ */
+#define MCB_SUM_LINE_LEN (7 + MCB_HEX_LEN + 1)
+
+struct mcb_buf;
+
+/* Append the checksum line over everything already in b. */
+void mcb_sum_line_add(struct mcb_buf *b);
+
+/* Check the checksum line that ends the n bytes at p.  Returns the length of
+ * the text before it, or -1 with *why saying what is wrong. */
+long mcb_sum_line_check(const char *p, size_t n, const char **why);
+
 #endif

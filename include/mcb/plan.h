@@ -26,51 +26,51 @@ struct mcb_target;
 struct mcb_plan_step;
 
 struct mcb_plan_dep {
-	const char *slot;               /* input name in the consumer ("model", "source") */
-	struct mcb_plan_step *from;     /* producer, or NULL for a source file */
-	const char *output;             /* producer's output file name */
-	const char *source;             /* absolute path of a source file (from == NULL) */
-	const char *what;               /* "model 'stories'" for messages about the source */
-	struct mcb_loc loc;             /* where the source is declared */
+	const char *slot;	    /* input name in the consumer ("model", "source") */
+	struct mcb_plan_step *from; /* producer, or NULL for a source file */
+	const char *output;	    /* producer's output file name */
+	const char *source;	    /* absolute path of a source file (from == NULL) */
+	const char *what;	    /* "model 'stories'" for messages about the source */
+	struct mcb_loc loc;	    /* where the source is declared */
 };
 
 enum mcb_step_state {
-	MCB_STEP_WAITING,  /* some producer is not done */
-	MCB_STEP_READY,    /* producers done, key not yet looked up */
+	MCB_STEP_WAITING, /* some producer is not done */
+	MCB_STEP_READY,	  /* producers done, key not yet looked up */
 	MCB_STEP_RUNNING,
-	MCB_STEP_DONE,     /* outputs known (cached or ran) */
-	MCB_STEP_FAILED,   /* ran and failed, or a producer failed */
-	MCB_STEP_DRY       /* -n: would run; outputs unknown */
+	MCB_STEP_DONE,	 /* outputs known (cached or ran) */
+	MCB_STEP_FAILED, /* ran and failed, or a producer failed */
+	MCB_STEP_DRY	 /* -n: would run; outputs unknown */
 };
 
 struct mcb_plan_step {
-	size_t id;                       /* index in plan->steps */
+	size_t id; /* index in plan->steps */
 	const struct mcb_stepkind *kind;
-	struct json_t *params;           /* canonical; owned.  bundle: set when ready */
-	const char *label;               /* stable identity across builds (-d explain) */
-	const char **aliases;            /* labels of the other targets' chains that interned
+	struct json_t *params; /* canonical; owned.  bundle: set when ready */
+	const char *label;     /* stable identity across builds (-d explain) */
+	const char **aliases;  /* labels of the other targets' chains that interned
 	                                    to this same step (naux entries) */
 	size_t naliases;
-	const char *desc;                /* progress text: "quantize rtn w8 q8_0 stories" */
-	struct mcb_plan_dep *deps;       /* ndeps, sorted by slot */
+	const char *desc;	   /* progress text: "quantize rtn w8 q8_0 stories" */
+	struct mcb_plan_dep *deps; /* ndeps, sorted by slot */
 	size_t ndeps;
-	struct mcb_plan_step **users;    /* steps that consume an output of this one */
+	struct mcb_plan_step **users; /* steps that consume an output of this one */
 	size_t nusers, capusers;
-	const char **outputs;            /* output file names the kind produces */
+	const char **outputs; /* output file names the kind produces */
 	size_t noutputs;
 	const struct mcb_target *target; /* bundle steps: their target; else NULL */
-	struct mcb_plan_step **chain;    /* bundle steps: the target's steps, import first */
+	struct mcb_plan_step **chain;	 /* bundle steps: the target's steps, import first */
 	size_t nchain;
 	/* build state (compiler/build.c) */
 	enum mcb_step_state state;
-	size_t nblock;                   /* producers not yet DONE */
-	struct mcb_digest key;           /* valid from READY on */
-	const char *encoding;            /* canonical action encoding hashed into key */
-	const char *params_enc;          /* canonical encoding of params (bundle: of the
+	size_t nblock;		      /* producers not yet DONE */
+	struct mcb_digest key;	      /* valid from READY on */
+	const char *encoding;	      /* canonical action encoding hashed into key */
+	const char *params_enc;	      /* canonical encoding of params (bundle: of the
 	                                    provenance), part of encoding */
-	struct mcb_action action;        /* outputs, valid in DONE */
-	int ran;                         /* 1: executed in this build, 0: cache hit */
-	struct mcb_digest *in_digest;    /* ndeps input digests, valid from READY on */
+	struct mcb_action action;     /* outputs, valid in DONE */
+	int ran;		      /* 1: executed in this build, 0: cache hit */
+	struct mcb_digest *in_digest; /* ndeps input digests, valid from READY on */
 	uint64_t *in_size;
 };
 

@@ -20,26 +20,26 @@ struct mcb_buf;
 struct mcb_errctx;
 
 struct mcb_step_input {
-	const char *name;          /* input slot: "model", "source", "config", ... */
-	const char *path;          /* a readable file holding the input */
-	struct mcb_digest digest;  /* SHA-256 of its content */
+	const char *name;	  /* input slot: "model", "source", "config", ... */
+	const char *path;	  /* a readable file holding the input */
+	struct mcb_digest digest; /* SHA-256 of its content */
 	uint64_t size;
 };
 
 struct mcb_stepctx {
-	const struct json_t *params;      /* canonical parameters */
-	const struct mcb_step_input *in;  /* nin inputs, sorted by name */
+	const struct json_t *params;	 /* canonical parameters */
+	const struct mcb_step_input *in; /* nin inputs, sorted by name */
 	size_t nin;
-	const char *outdir;               /* empty directory: write output files here */
-	struct mcb_arena *scratch;        /* released after the step */
-	struct mcb_buf *log;              /* user-facing messages, one per line */
-	struct mcb_errctx *e;             /* failure message */
-	int blas_threads;                 /* OpenBLAS threads this step may use */
+	const char *outdir;	   /* empty directory: write output files here */
+	struct mcb_arena *scratch; /* released after the step */
+	struct mcb_buf *log;	   /* user-facing messages, one per line */
+	struct mcb_errctx *e;	   /* failure message */
+	int blas_threads;	   /* OpenBLAS threads this step may use */
 };
 
 struct mcb_stepkind {
-	const char *name;  /* "import", "quantize", "export", "bundle" */
-	int version;       /* part of every action key of this kind */
+	const char *name; /* "import", "quantize", "export", "bundle" */
+	int version;	  /* part of every action key of this kind */
 	/* Run the step: read inputs, write outputs into sc->outdir.  Returns 0 or
 	 * a negative mcb_err with sc->e set. */
 	int (*run)(struct mcb_stepctx *sc);
@@ -52,7 +52,8 @@ const struct mcb_stepkind *mcb_stepkind_find(const char *name);
 const struct mcb_step_input *mcb_step_input(const struct mcb_stepctx *sc, const char *name);
 
 /* Append one line to the step's log. */
-void mcb_step_log(struct mcb_stepctx *sc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mcb_step_log(struct mcb_stepctx *sc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Path of name inside the output directory (scratch-allocated). */
 char *mcb_step_outpath(struct mcb_stepctx *sc, const char *name);

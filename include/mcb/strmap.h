@@ -11,10 +11,13 @@
 struct mcb_strmap {
 	const char **keys; /* cap slots, NULL when empty */
 	void **vals;
-	size_t n, cap;     /* cap is 0 or a power of two; n < cap * 3/4 */
+	size_t n, cap; /* cap is 0 or a power of two; n < cap * 3/4 */
 };
 
-#define MCB_STRMAP_INIT {NULL, NULL, 0, 0}
+#define MCB_STRMAP_INIT          \
+	{                        \
+		NULL, NULL, 0, 0 \
+	}
 
 void mcb_strmap_release(struct mcb_strmap *m);
 /* The value for key, or NULL. */

@@ -160,14 +160,14 @@ static void test_json(void)
 static void test_json_encoding(void)
 {
 	struct mcb_buf b = MCB_BUF_INIT;
-	json_t *v = json_pack("{s:f, s:f, s:f, s:f, s:s, s:I, s:[], s:{}}", "a", 51.2, "b", 1e-5,
-			      "c", 2.0, "d", 0.1 + 0.2, "e", "tab\t\"q\" \xc3\xa9 \xf0\x9f\x98\x80",
-			      "f", (json_int_t)-7, "g", "h");
+	json_t *v = json_pack("{s:f, s:f, s:f, s:f, s:s, s:I, s:[], s:{}, s:f, s:f}", "a", 51.2,
+			      "b", 1e-5, "c", 2.0, "d", 0.1 + 0.2, "e", "tab\t\"q\" \xc3\xa9 \xf0\x9f\x98\x80",
+			      "f", (json_int_t)-7, "g", "h", "i", 80.0, "j", 1e20);
 
 	mcb_json_canonical(v, &b);
 	CHECK_STR(b.data, "{\"a\":51.2,\"b\":1e-05,\"c\":2.0,\"d\":0.30000000000000004,"
 			  "\"e\":\"tab\\t\\\"q\\\" \\u00e9 \\ud83d\\ude00\",\"f\":-7,\"g\":[],"
-			  "\"h\":{}}");
+			  "\"h\":{},\"i\":80.0,\"j\":1e+20}");
 	mcb_buf_reset(&b);
 	mcb_json_pretty(json_object_get(v, "g"), &b);
 	CHECK_STR(b.data, "[]\n");
@@ -197,8 +197,45 @@ static void test_strmap(void)
 	mcb_strmap_release(&m);
 }
 
+static void test_arena_grow(void)
+{
+	struct mcb_arena a;
+	size_t n = 0, cap = 0, i;
+	int *v = NULL;
+
+	mcb_arena_init(&a);
+	for (i = 0; i < 1000; i++) {
+		v = mcb_arena_grow(&a, v, n, &cap, sizeof(*v));
+		v[n++] = (int)i;
+	}
+	CHECK(cap >= 1000);
+	for (i = 0; i < 1000; i++)
+		CHECK_EQ(v[i], i);
+	mcb_arena_release(&a);
+}
+
+static void test_sum_line(void)
+{
+	struct mcb_buf b = MCB_BUF_INIT;
+	const char *why = NULL;
+
+	mcb_buf_adds(&b, "header 1\nline\n");
+	mcb_sum_line_add(&b);
+	CHECK_EQ(b.len, 14 + MCB_SUM_LINE_LEN);
+	CHECK_EQ(mcb_sum_line_check(b.data, b.len, &why), 14);
+	b.data[3] ^= 1;
+	CHECK_EQ(mcb_sum_line_check(b.data, b.len, &why), -1);
+	CHECK_STR(why, "checksum mismatch");
+	CHECK_EQ(mcb_sum_line_check(b.data, b.len - 1, &why), -1);
+	CHECK_STR(why, "no checksum line at the end");
+	CHECK_EQ(mcb_sum_line_check("x", 1, &why), -1);
+	mcb_buf_release(&b);
+}
+
 int main(void)
 {
+	RUN(test_arena_grow);
+	RUN(test_sum_line);
 	RUN(test_strmap);
 	RUN(test_errf);
 	RUN(test_arena);
