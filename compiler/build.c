@@ -51,6 +51,7 @@ struct job {
 	pid_t pid;
 	int fd;		    /* read end of the child's output pipe; -1 at EOF */
 	struct mcb_buf out; /* what the child wrote */
+	size_t index;       /* its number in the progress count */
 };
 
 struct sched {
@@ -681,6 +682,7 @@ static int start(struct sched *sc, struct mcb_plan_step *s)
 	}
 	close(fds[1]);
 	j->step = s;
+	j->index = sc->started;
 	j->pid = pid;
 	j->fd = fds[0];
 	mcb_buf_reset(&j->out);
@@ -721,8 +723,11 @@ static void finish(struct sched *sc, struct job *j, int status)
 			return;
 		}
 		if (j->out.len) {
-			if (sc->last_started != s)
-				print_lines(sc, s->desc, strlen(s->desc));
+			/* another step started since: say again whose output this is */
+			if (sc->last_started != s) {
+				clear_status(sc);
+				fprintf(sc->b->out, "[%zu/%zu] %s\n", j->index, sc->total, s->desc);
+			}
 			print_lines(sc, j->out.data, j->out.len);
 		}
 		mark_done(sc, s, 1);
