@@ -751,6 +751,22 @@ void mcb_gguf_set(struct mcb_gguf_writer *w, const char *key, const struct mcb_g
 	w->nkv++;
 }
 
+static int cmp_key_order(const void *a, const void *b)
+{
+	const char *x = ((const struct mcb_gguf_kv *)a)->key, *y = ((const struct mcb_gguf_kv *)b)->key;
+	int ax = !strcmp(x, "general.architecture"), ay = !strcmp(y, "general.architecture");
+
+	if (ax != ay)
+		return ay - ax;
+	return strcmp(x, y);
+}
+
+void mcb_gguf_sort_keys(struct mcb_gguf_writer *w)
+{
+	if (w->nkv > 1)
+		qsort(w->kv, w->nkv, sizeof(*w->kv), cmp_key_order);
+}
+
 void mcb_gguf_set_u32(struct mcb_gguf_writer *w, const char *key, uint32_t v)
 {
 	struct mcb_gguf_value val = {.type = MCB_GGUF_U32, .v.u = v};

@@ -267,6 +267,7 @@ static int export_gguf(struct mcb_stepctx *sc, const struct mcb_model *m)
 					: FTYPE_ALL_F32);
 		if (nq8)
 			mcb_gguf_set_u32(w, "general.quantization_version", 2);
+		mcb_gguf_sort_keys(w);
 		rc = mcb_gguf_write(w, mcb_step_outpath(sc, "model.gguf"), sc->e);
 	}
 	mcb_gguf_writer_free(w);

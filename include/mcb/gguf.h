@@ -119,6 +119,9 @@ void mcb_gguf_set_str(struct mcb_gguf_writer *w, const char *key, const char *s)
  * gguf may be NULL.  Returns 0, or MCB_EFORMAT naming the first bad key.
  */
 int mcb_gguf_set_meta(struct mcb_gguf_writer *w, const struct json_t *gguf, struct mcb_errctx *e);
+/* Order the keys general.architecture first, then by name, so that equal
+ * content gives equal files whatever order the keys were set in. */
+void mcb_gguf_sort_keys(struct mcb_gguf_writer *w);
 /* Add a tensor; data (nbytes, borrowed until mcb_gguf_write returns) must
  * match ne and type.  ne is in GGUF order (ne[0] contiguous). */
 int mcb_gguf_add_tensor(struct mcb_gguf_writer *w, const char *name, uint32_t ggml_type,

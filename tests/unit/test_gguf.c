@@ -1130,8 +1130,36 @@ static void test_corpus(void)
 	CHECK(n >= 5);
 }
 
+/* Keys set in any order are written general.architecture first, then by name. */
+static void test_sort_keys(void)
+{
+	struct mcb_gguf_writer *w = mcb_gguf_writer_new();
+	struct mcb_errctx e;
+	struct mcb_gguf g;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/sorted.gguf", mcbt_tmpdir());
+	mcb_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+	mcb_gguf_set_str(w, "general.name", "x");
+	mcb_gguf_set_u32(w, "llama.block_count", 2);
+	mcb_gguf_set_str(w, "general.architecture", "llama");
+	mcb_gguf_sort_keys(w);
+	CHECK_OK(mcb_gguf_write(w, path, &e), &e);
+	mcb_gguf_writer_free(w);
+	CHECK_OK(mcb_gguf_open(path, &g, &e), &e);
+	CHECK_EQ(g.nkv, 4);
+	if (g.nkv == 4) {
+		CHECK_STR(g.kv[0].key, "general.architecture");
+		CHECK_STR(g.kv[1].key, "general.name");
+		CHECK_STR(g.kv[2].key, "llama.block_count");
+		CHECK_STR(g.kv[3].key, "tokenizer.ggml.bos_token_id");
+	}
+	mcb_gguf_close(&g);
+}
+
 int main(void)
 {
+	RUN(test_sort_keys);
 	RUN(test_roundtrip);
 	RUN(test_alignment);
 	RUN(test_truncated);
