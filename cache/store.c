@@ -272,6 +272,11 @@ static int check_version(const char *dir, struct mcb_errctx *e)
 	mcb_arena_init(&a);
 	path = mcb_path_join(&a, dir, "VERSION");
 	rc = mcb_os_read_file(path, 64, &b, e);
+	if (rc == MCB_ENOENT && dir_nonempty(dir) > 0) {
+		/* another process may have just created the cache: VERSION is
+		 * renamed into place before anything else is created */
+		rc = mcb_os_read_file(path, 64, &b, e);
+	}
 	if (rc == MCB_ENOENT) {
 		n = dir_nonempty(dir);
 		if (n < 0)
