@@ -267,28 +267,32 @@ static int check_version(const char *dir, struct mcb_errctx *e)
 	char *path, line[64];
 	const char *p;
 	unsigned long long v = 0;
-	int rc, n;
+	int rc, n, tries;
 
 	mcb_arena_init(&a);
 	path = mcb_path_join(&a, dir, "VERSION");
-	rc = mcb_os_read_file(path, 64, &b, e);
-	if (rc == MCB_ENOENT && dir_nonempty(dir) > 0) {
-		/* another process may have just created the cache: VERSION is
-		 * renamed into place before anything else is created */
+	/* A directory holding anything but VERSION is not ours, unless another
+	 * process is creating the cache this very moment: it renames VERSION into
+	 * place before it creates anything else, so look again before refusing. */
+	for (tries = 0; tries < 3; tries++) {
 		rc = mcb_os_read_file(path, 64, &b, e);
-	}
-	if (rc == MCB_ENOENT) {
+		if (rc != MCB_ENOENT)
+			break;
 		n = dir_nonempty(dir);
-		if (n < 0)
+		if (n < 0) {
 			rc = mcb_errf(e, MCB_EIO, "cannot read directory '%s':", dir);
-		else if (n > 0)
-			rc = mcb_errf(e, MCB_EINVAL,
-				      "'%s' is not empty and not an mcbuild cache (no VERSION file); "
-				      "refusing to use it as the cache directory", dir);
-		else {
+			goto out;
+		}
+		if (n == 0) {
 			n = snprintf(line, sizeof(line), "mcbuild-cache %d\n", CACHE_VERSION);
 			rc = mcb_os_write_atomic(path, line, (size_t)n, 0644, e);
+			goto out;
 		}
+	}
+	if (rc == MCB_ENOENT) {
+		rc = mcb_errf(e, MCB_EINVAL,
+			      "'%s' is not empty and not an mcbuild cache (no VERSION file); "
+			      "refusing to use it as the cache directory", dir);
 		goto out;
 	}
 	if (rc == MCB_ERANGE)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -661,9 +662,44 @@ static void test_killed_writer(void)
 	mcb_store_close(s);
 }
 
+/* Processes creating one new cache at the same moment all succeed. */
+static void test_concurrent_create(void)
+{
+	const char *base = mcbt_tmpdir();
+	char dir[4096];
+	int round, k, status, ok = 1;
+
+	for (round = 0; round < 20 && ok; round++) {
+		pid_t pids[6];
+
+		snprintf(dir, sizeof(dir), "%s/c%d", base, round);
+		for (k = 0; k < 6; k++) {
+			pids[k] = fork();
+			if (pids[k] == 0) {
+				struct mcb_store *s;
+				struct mcb_errctx e;
+				int rc = mcb_store_open(dir, &s, &e);
+
+				if (rc)
+					fprintf(stderr, "open: %s\n", e.msg);
+				else
+					mcb_store_close(s);
+				_exit(rc ? 1 : 0);
+			}
+		}
+		for (k = 0; k < 6; k++) {
+			waitpid(pids[k], &status, 0);
+			if (!WIFEXITED(status) || WEXITSTATUS(status))
+				ok = 0;
+		}
+	}
+	CHECK(ok);
+}
+
 int main(void)
 {
 	RUN(test_open);
+	RUN(test_concurrent_create);
 	RUN(test_roundtrip);
 	RUN(test_missing);
 	RUN(test_corrupt);
