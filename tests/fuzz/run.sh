@@ -19,6 +19,6 @@ for t in $targets; do
 		$(pkg-config --libs jansson libcrypto) -lm
 	# the run's own corpus first (it grows), then the committed seeds and hostile files
 	"$out/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=8192 \
-		-artifact_prefix="$out/crashes/" "$out/corpus" "tests/fuzz/seeds/$t" \
+		-artifact_prefix="$out/crashes/" "$out/corpus" "tests/data/fuzz-seeds/$t" \
 		"tests/data/corpus/$t"
 done
