@@ -940,6 +940,39 @@ static int install(struct sched *sc, const struct mcb_plan_target *pt)
 	return 0;
 }
 
+/*
+ * Remove scratch directories ("<key>-<pid>") whose process is gone: a build
+ * killed by a signal leaves its steps' scratch behind.  Others' are left to
+ * them (several mcbuild processes may share a workspace).
+ */
+static void remove_stale_scratch(const char *tmpdir)
+{
+	struct dirent *d;
+	DIR *dir = opendir(tmpdir);
+
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		const char *dash = strrchr(d->d_name, '-');
+		char *end;
+		long pid;
+
+		if (!dash || d->d_name[0] == '.')
+			continue;
+		pid = strtol(dash + 1, &end, 10);
+		if (*end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		{
+			struct mcb_buf path = MCB_BUF_INIT;
+
+			mcb_buf_printf(&path, "%s/%s", tmpdir, d->d_name);
+			(void)mcb_os_rmtree(path.data, NULL);
+			mcb_buf_release(&path);
+		}
+	}
+	closedir(dir);
+}
+
 /* ---- the loop ---- */
 
 /*
@@ -1078,6 +1111,7 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 		dry_run(&sc);
 		goto out;
 	}
+	remove_stale_scratch(b->tmpdir);
 	sc.jobs = mcb_xcalloc((size_t)b->opts.jobs, sizeof(*sc.jobs));
 	/* Count as work every step that the cache cannot answer now. */
 	sc.total = p->nsteps;
