@@ -34,18 +34,24 @@ MCB_LIBS = $(SAN) $(PKG_LIBS) -lpthread -lm $(LDFLAGS)
 # Layers (README, "Architecture"): base <- cache <- runtime <- compiler <- main.
 BASE_OBJ = $(BUILD)/runtime/err.o $(BUILD)/runtime/arena.o $(BUILD)/runtime/buf.o \
 	$(BUILD)/runtime/hash.o $(BUILD)/runtime/os.o $(BUILD)/runtime/json.o \
-	$(BUILD)/runtime/strmap.o
+	$(BUILD)/runtime/strmap.o $(BUILD)/runtime/rng.o
 CACHE_OBJ = $(BUILD)/cache/store.o $(BUILD)/cache/action.o $(BUILD)/cache/statcache.o
 FMT_OBJ = $(BUILD)/runtime/tensor.o $(BUILD)/runtime/model.o $(BUILD)/runtime/llama2c.o \
 	$(BUILD)/runtime/gguf.o $(BUILD)/runtime/safetensors.o $(BUILD)/runtime/hf.o
 QUANT_OBJ = $(BUILD)/runtime/quant.o
-STEP_OBJ = $(BUILD)/runtime/blas.o $(BUILD)/runtime/step.o $(BUILD)/runtime/step_import.o \
+ENGINE_OBJ = $(BUILD)/runtime/blas.o $(BUILD)/runtime/engine.o $(BUILD)/runtime/kernels.o
+STATS_OBJ = $(BUILD)/runtime/stats.o
+TOK_OBJ = $(BUILD)/runtime/tokenizer.o $(BUILD)/runtime/dataset.o
+REPORT_OBJ = $(BUILD)/runtime/report.o
+EVAL_OBJ = $(ENGINE_OBJ) $(STATS_OBJ) $(TOK_OBJ) $(REPORT_OBJ)
+STEP_OBJ = $(BUILD)/runtime/step.o $(BUILD)/runtime/step_import.o \
 	$(BUILD)/runtime/step_quantize.o $(BUILD)/runtime/step_export.o \
 	$(BUILD)/runtime/step_bundle.o
 FRONT_OBJ = $(BUILD)/compiler/yaml.o $(BUILD)/compiler/diag.o $(BUILD)/compiler/schema.o \
 	$(BUILD)/compiler/technique.o $(BUILD)/compiler/recipe.o $(BUILD)/gen/builtin.o
 CORE_OBJ = $(BUILD)/compiler/plan.o $(BUILD)/compiler/build.o $(BUILD)/compiler/explain.o
-ALL_OBJ = $(BASE_OBJ) $(CACHE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(STEP_OBJ) $(FRONT_OBJ) $(CORE_OBJ)
+ALL_OBJ = $(BASE_OBJ) $(CACHE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(EVAL_OBJ) $(STEP_OBJ) $(FRONT_OBJ) \
+	$(CORE_OBJ)
 
 HW_YAML = recipes/hardware/gpu-nvidia.yaml recipes/hardware/cpu.yaml
 
@@ -54,9 +60,14 @@ BASE_TESTS = test_base
 CACHE_TESTS = test_store test_action test_statcache
 FMT_TESTS = test_tensor test_gguf test_safetensors test_llama2c test_model test_hf
 QUANT_TESTS = test_quant
+ENGINE_TESTS = test_engine
+STATS_TESTS = test_stats
+TOK_TESTS = test_tokenizer test_dataset
+REPORT_TESTS = test_report
 FRONT_TESTS = test_yaml test_diag test_schema test_recipe
 CORE_TESTS = test_plan test_steps
-UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(FRONT_TESTS) $(CORE_TESTS)
+UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(ENGINE_TESTS) \
+	$(STATS_TESTS) $(TOK_TESTS) $(REPORT_TESTS) $(FRONT_TESTS) $(CORE_TESTS)
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 HARNESS = $(BUILD)/tests/harness.o
 
@@ -98,6 +109,14 @@ $(CACHE_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNES
 $(FMT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FMT_OBJ)
 	$(CC) -o $@ $^ $(MCB_LIBS)
 $(QUANT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
+$(ENGINE_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
+$(STATS_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(STATS_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
+$(TOK_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FMT_OBJ) $(TOK_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
+$(REPORT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(REPORT_OBJ)
 	$(CC) -o $@ $^ $(MCB_LIBS)
 $(FRONT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FRONT_OBJ)
 	$(CC) -o $@ $^ $(MCB_LIBS)
