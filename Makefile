@@ -50,8 +50,8 @@ STEP_OBJ = $(BUILD)/runtime/step.o $(BUILD)/runtime/step_import.o \
 FRONT_OBJ = $(BUILD)/compiler/yaml.o $(BUILD)/compiler/diag.o $(BUILD)/compiler/schema.o \
 	$(BUILD)/compiler/technique.o $(BUILD)/compiler/recipe.o $(BUILD)/gen/builtin.o
 CORE_OBJ = $(BUILD)/compiler/plan.o $(BUILD)/compiler/build.o $(BUILD)/compiler/explain.o
-ALL_OBJ = $(BASE_OBJ) $(CACHE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(EVAL_OBJ) $(STEP_OBJ) $(FRONT_OBJ) \
-	$(CORE_OBJ)
+ALL_OBJ = $(BASE_OBJ) $(CACHE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(BUILD)/runtime/blas.o $(STEP_OBJ) \
+	$(FRONT_OBJ) $(CORE_OBJ)
 
 HW_YAML = recipes/hardware/gpu-nvidia.yaml recipes/hardware/cpu.yaml
 
@@ -66,8 +66,7 @@ TOK_TESTS = test_tokenizer test_dataset
 REPORT_TESTS = test_report
 FRONT_TESTS = test_yaml test_diag test_schema test_recipe
 CORE_TESTS = test_plan test_steps
-UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(ENGINE_TESTS) \
-	$(STATS_TESTS) $(TOK_TESTS) $(REPORT_TESTS) $(FRONT_TESTS) $(CORE_TESTS)
+UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(FRONT_TESTS) $(CORE_TESTS)
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 HARNESS = $(BUILD)/tests/harness.o
 
