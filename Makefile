@@ -14,7 +14,7 @@ DYNAMIC = 0
 
 # OpenBLAS is linked at run time (runtime/blas.c dlopens it on first use):
 # its headers and library path come from pkg-config, its -l flag is not used.
-PKGS = yaml-0.1 libzstd libcrypto jansson
+PKGS = yaml-0.1 libzstd libcrypto jansson zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) openblas 2>/dev/null)
 # The libraries are linked statically by default (Debian's -dev packages
 # ship the archives): loading and relocating them was a quarter of a no-op
@@ -160,7 +160,8 @@ bench: $(BUILD)/mcbuild $(BENCH_BINS)
 
 DEB_PKGS = build-essential pkg-config libyaml-dev liblua5.4-dev libzstd-dev zstd \
 	libopenblas-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libssl-dev openssl \
-	libcurl4-openssl-dev libjansson-dev python3 python3-numpy
+	libcurl4-openssl-dev libjansson-dev zlib1g-dev python3 python3-numpy python3-jsonschema \
+	chromium dataset-fashion-mnist
 
 deps:
 	apt-get update
