@@ -22,6 +22,7 @@
  * not be modified by users.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,10 @@ struct rulex {
 	const char *export;                   /* export: value, or NULL */
 	const struct mcb_node *export_node;
 	const struct mcb_node *matrix, *matrix_key;
+	json_t *quality;                      /* checked quality: section, or NULL */
+	const struct mcb_dataset_decl **datasets; /* the datasets it names (ndatasets) */
+	size_t ndatasets;
+	json_t *performance;                  /* checked performance: section (defaults) */
 	int broken;                           /* errors reported: yields no targets */
 };
 
@@ -712,9 +717,26 @@ static const struct mcb_param model_params[] = {
 };
 
 static const struct mcb_param dataset_params[] = {
-	{"path", MCB_P_STR, NULL, 0, 0, NULL, "the data file, relative to this recipe file"},
+	{"path", MCB_P_STR, MCB_P_OPTIONAL, 0, 0, NULL,
+	 "the data file, relative to this recipe file (or sample:)"},
 	{"kind", MCB_P_ENUM, "tokens", 0, 0, dataset_kinds, "tokens, text or labelled"},
+	{"labels", MCB_P_STR, MCB_P_OPTIONAL, 0, 0, NULL,
+	 "labelled IDX images: the IDX label file (path: the images)"},
 };
+
+/* sample: token sequences drawn from a model with a fixed seed (the FP32
+ * model, before any technique), for models without data of their own. */
+static const struct mcb_param sample_params[] = {
+	{"model", MCB_P_NAME, NULL, 0, 0, NULL, "the model to sample"},
+	{"sequences", MCB_P_INT, "64", 1, 1000000, NULL, "number of sequences (items)"},
+	{"length", MCB_P_INT, "128", 2, 1000000, NULL, "tokens per sequence, BOS included"},
+	{"seed", MCB_P_INT, "1", 0, 0, NULL, "random seed"},
+	{"temperature", MCB_P_FLOAT, "1.0", 0, 100, NULL, "sampling temperature (0: greedy)"},
+	{"top_k", MCB_P_INT, "0", 0, 1000000, NULL, "sample among the k most likely (0: all)"},
+};
+
+static struct mcb_node *without(struct ctx *c, const struct mcb_node *map,
+				const char *const *drop);
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -772,6 +794,7 @@ static void check_models(struct ctx *c)
 
 static void check_datasets(struct ctx *c)
 {
+	static const char *const drop_sample[] = {"sample", NULL};
 	struct mcb_workspace *ws = c->ws;
 	struct mcb_recipe_state *st = c->st;
 	struct entry *v = st->sec[S_DATASETS];
@@ -783,22 +806,76 @@ static void check_datasets(struct ctx *c)
 	for (i = 0; i < n; i++) {
 		struct mcb_dataset_decl *ds = &ws->datasets[i];
 		const char *what = mcb_arena_printf(c->a, "dataset '%s'", v[i].name);
-		json_t *out;
+		const struct mcb_node *sample = NULL, *body = v[i].value;
+		const char *path, *labels;
+		json_t *out, *sp = NULL;
 
 		ds->name = v[i].name;
 		ds->loc = v[i].key->loc;
 		ds->path = "";
 		ds->kind = "tokens";
+		ds->format = "tokens";
+		if (body && body->kind == MCB_NODE_MAP && (sample = mcb_node_get(body, "sample")))
+			body = without(c, body, drop_sample);
 		if (mcb_schema_check(dataset_params,
-				     sizeof(dataset_params) / sizeof(dataset_params[0]), v[i].value,
-				     what, &out, c->d)) {
+				     sizeof(dataset_params) / sizeof(dataset_params[0]), body, what,
+				     &out, c->d)) {
 			st->dbroken[i] = 1;
 			continue;
 		}
-		ds->path = abs_path(c->a, v[i].file->absdir,
-				    json_string_value(json_object_get(out, "path")));
+		path = json_string_value(json_object_get(out, "path"));
+		labels = json_string_value(json_object_get(out, "labels"));
+		path = path ? mcb_arena_strdup(c->a, path) : NULL;
+		labels = labels ? mcb_arena_strdup(c->a, labels) : NULL;
 		ds->kind = mcb_arena_strdup(c->a, json_string_value(json_object_get(out, "kind")));
 		json_decref(out);
+		if (!path == !sample) {
+			mcb_diag_error(c->d, body ? &body->loc : &ds->loc,
+				       "%s needs exactly one of 'path' and 'sample'", what);
+			st->dbroken[i] = 1;
+			continue;
+		}
+		if (sample) {
+			const char *mname;
+
+			if (strcmp(ds->kind, "tokens")) {
+				mcb_diag_error(c->d, &sample->loc,
+					       "%s: a sampled dataset is of kind tokens, not %s", what,
+					       ds->kind);
+				st->dbroken[i] = 1;
+				continue;
+			}
+			if (mcb_schema_check(sample_params,
+					     sizeof(sample_params) / sizeof(sample_params[0]),
+					     sample, mcb_arena_printf(c->a, "%s sample", what), &sp,
+					     c->d)) {
+				st->dbroken[i] = 1;
+				continue;
+			}
+			mname = json_string_value(json_object_get(sp, "model"));
+			ds->sample_model = find_model(ws, mname);
+			if (!ds->sample_model) {
+				unknown_name(c, F_MODEL, mcb_node_get(sample, "model"));
+				st->dbroken[i] = 1;
+				json_decref(sp);
+				continue;
+			}
+			json_object_del(sp, "model");
+			ds->sample = keep(c, sp);
+			continue;
+		}
+		ds->path = abs_path(c->a, v[i].file->absdir, path);
+		if (!strcmp(ds->kind, "labelled"))
+			ds->format = labels ? "idx" : "csv";
+		else
+			ds->format = ds->kind;
+		if (labels && strcmp(ds->format, "idx")) {
+			mcb_diag_error(c->d, &mcb_node_get(body, "labels")->loc,
+				       "'labels' is only used with kind labelled (IDX images)");
+			st->dbroken[i] = 1;
+		} else if (labels) {
+			ds->labels = abs_path(c->a, v[i].file->absdir, labels);
+		}
 	}
 }
 
@@ -1619,7 +1696,283 @@ static void check_matrix(struct ctx *c, const struct mcb_rule *r, struct rulex *
 	}
 }
 
-static const char *const rule_keys[] = {"model", "hardware", "stack", "export", "matrix", NULL};
+static const char *const rule_keys[] = {"model",  "hardware", "stack",       "export",
+					"matrix", "quality",  "performance", NULL};
+
+/* ---- targets: quality gates and performance ---------------------------- */
+
+static const struct mcb_param quality_params[] = {
+	{"confidence", MCB_P_FLOAT, "0.95", 0.5, 0.9999, NULL,
+	 "confidence level of the bootstrap intervals"},
+	{"bootstrap", MCB_P_INT, "10000", 100, 1000000, NULL, "bootstrap resamples"},
+	{"seed", MCB_P_INT, "1", 0, 0, NULL, "seed of the bootstrap resampling"},
+};
+
+static const struct mcb_param window_params[] = {
+	{"dataset", MCB_P_NAME, NULL, 0, 0, NULL, "the evaluation dataset"},
+	{"window", MCB_P_INT, "128", 2, 65536, NULL, "tokens per evaluation window"},
+	{"stride", MCB_P_INT, MCB_P_OPTIONAL, 1, 65536, NULL,
+	 "tokens between window starts (default: window, no overlap)"},
+};
+
+static const struct mcb_param example_params[] = {
+	{"dataset", MCB_P_NAME, NULL, 0, 0, NULL, "the labelled dataset"},
+};
+
+static const struct mcb_param performance_params[] = {
+	{"context", MCB_P_INT, "0", 0, 1 << 24, NULL,
+	 "context length for the memory fit (0: the model's)"},
+	{"batch", MCB_P_INT, "1", 1, 4096, NULL, "concurrent sequences for the memory fit"},
+	{"prompt_tokens", MCB_P_INT, "64", 1, 65536, NULL, "prompt length measured"},
+	{"decode_tokens", MCB_P_INT, "32", 1, 65536, NULL, "tokens generated per measurement"},
+	{"repeats", MCB_P_INT, "5", 1, 1000, NULL, "measurements (for p50/p99)"},
+};
+
+/* The metrics and, for each, the gates it accepts ("%": relative allowed). */
+static const struct {
+	const char *name;
+	int labelled;             /* needs a labelled dataset */
+	const char *gates[3];     /* accepted gate kinds */
+	int relative[3];          /* gate may be relative ("5%") */
+} metric_table[] = {
+	{"perplexity", 0, {"max_increase", NULL, NULL}, {1, 0, 0}},
+	{"kl_divergence", 0, {"max", NULL, NULL}, {0, 0, 0}},
+	{"top1_agreement", 0, {"min", "max_drop", NULL}, {0, 0, 0}},
+	{"accuracy", 1, {"max_drop", NULL, NULL}, {1, 0, 0}},
+};
+#define NMETRICS (sizeof(metric_table) / sizeof(metric_table[0]))
+
+static const char *const gate_keys[] = {"max_increase", "max_drop", "max", "min", NULL};
+
+static const struct mcb_dataset_decl *find_dataset(const struct mcb_workspace *ws,
+						   const char *name)
+{
+	return find_named(ws->datasets, ws->ndatasets, sizeof(*ws->datasets), name);
+}
+
+/* A gate value: a number, or "N%" when relative is allowed.  NULL after
+ * reporting. */
+static json_t *gate_json(struct ctx *c, const char *kind, const struct mcb_node *v, int rel_ok)
+{
+	double x;
+	char *end;
+	int relative = 0;
+
+	if (v->kind == MCB_NODE_SCALAR && v->len > 1 && v->str[v->len - 1] == '%') {
+		x = strtod(v->str, &end);
+		if (end != v->str + v->len - 1 || !isfinite(x)) {
+			mcb_diag_error(c->d, &v->loc, "'%s' must be a number or a percentage, not '%s'",
+				       kind, v->str);
+			return NULL;
+		}
+		if (!rel_ok) {
+			mcb_diag_error(c->d, &v->loc, "'%s' takes an absolute value here, not '%s'",
+				       kind, v->str);
+			return NULL;
+		}
+		x /= 100.0;
+		relative = 1;
+	} else if (mcb_node_float(v, &x)) {
+		mcb_diag_error(c->d, &v->loc, "'%s' must be a number%s, not %s", kind,
+			       rel_ok ? " or a percentage" : "", mcb_node_kind_phrase(v));
+		return NULL;
+	}
+	if (x < 0) {
+		mcb_diag_error(c->d, &v->loc, "'%s' must not be negative", kind);
+		return NULL;
+	}
+	return json_pack("{s:s, s:f, s:b, s:s}", "kind", kind, "value", x, "relative", relative,
+			 "text", mcb_arena_printf(c->a, "%s: %s", kind, v->str));
+}
+
+/* Add ds to the rule's dataset list (once). */
+static void rule_uses(struct ctx *c, struct rulex *rx, const struct mcb_dataset_decl *ds)
+{
+	const struct mcb_dataset_decl **v;
+	size_t i;
+
+	for (i = 0; i < rx->ndatasets; i++)
+		if (rx->datasets[i] == ds)
+			return;
+	v = mcb_arena_array(c->a, rx->ndatasets + 1, sizeof(*v));
+	if (rx->ndatasets)
+		memcpy(v, rx->datasets, rx->ndatasets * sizeof(*v));
+	v[rx->ndatasets++] = ds;
+	rx->datasets = v;
+}
+
+/* One entry of quality: metrics:.  Returns its JSON or NULL after reporting. */
+static json_t *check_metric(struct ctx *c, struct rulex *rx, const struct mcb_node *m)
+{
+	const struct mcb_node *spec = NULL, *gate = NULL, *mk = NULL, *gk = NULL;
+	const char *names[NMETRICS + 1];
+	const struct mcb_dataset_decl *ds;
+	json_t *params, *g = json_null(), *out;
+	size_t i, k, mi = NMETRICS;
+
+	for (i = 0; i < NMETRICS; i++)
+		names[i] = metric_table[i].name;
+	names[NMETRICS] = NULL;
+	if (m->kind != MCB_NODE_MAP) {
+		mcb_diag_error(c->d, &m->loc, "a quality metric must be a mapping, not %s",
+			       mcb_node_kind_phrase(m));
+		return NULL;
+	}
+	for (k = 0; k < m->nitems; k++) {
+		const char *key = m->keys[k]->str;
+
+		for (i = 0; i < NMETRICS && strcmp(key, names[i]); i++)
+			;
+		if (i < NMETRICS) {
+			if (spec) {
+				mcb_diag_error(c->d, &m->keys[k]->loc,
+					       "a quality metric names one metric, not '%s' and '%s'",
+					       mk->str, key);
+				return NULL;
+			}
+			spec = m->items[k], mk = m->keys[k], mi = i;
+		} else if (in_list(key, gate_keys, 4)) {
+			if (gate) {
+				mcb_diag_error(c->d, &m->keys[k]->loc,
+					       "a quality metric has one gate, not '%s' and '%s'",
+					       gk->str, key);
+				return NULL;
+			}
+			gate = m->items[k], gk = m->keys[k];
+		} else {
+			const char *all[NMETRICS + 5];
+
+			for (i = 0; i < NMETRICS; i++)
+				all[i] = names[i];
+			for (i = 0; i < 4; i++)
+				all[NMETRICS + i] = gate_keys[i];
+			mcb_diag_error(c->d, &m->keys[k]->loc, "unknown key '%s' in a quality metric%s",
+				       key, dym(c, key, all, NMETRICS + 4));
+			return NULL;
+		}
+	}
+	if (!spec) {
+		mcb_diag_error(c->d, &m->loc, "a quality metric must name one of %s",
+			       joined(c, names, NMETRICS, ""));
+		return NULL;
+	}
+	if (metric_table[mi].labelled) {
+		if (mcb_schema_check(example_params, 1, spec, mk->str, &params, c->d))
+			return NULL;
+	} else if (mcb_schema_check(window_params, 3, spec, mk->str, &params, c->d)) {
+		return NULL;
+	}
+	keep(c, params);
+	if (!json_object_get(params, "stride") && json_object_get(params, "window"))
+		json_object_set(params, "stride", json_object_get(params, "window"));
+	ds = find_dataset(c->ws, json_string_value(json_object_get(params, "dataset")));
+	if (!ds) {
+		const struct mcb_node *dn = mcb_node_get(spec, "dataset");
+		const char **dnames = mcb_arena_array(c->a, c->ws->ndatasets + 1, sizeof(*dnames));
+
+		for (i = 0; i < c->ws->ndatasets; i++)
+			dnames[i] = c->ws->datasets[i].name;
+		mcb_diag_error(c->d, &dn->loc, "unknown dataset '%s'%s", dn->str,
+			       dym(c, dn->str, dnames, c->ws->ndatasets));
+		return NULL;
+	}
+	if (c->st->dbroken[ds - c->ws->datasets])
+		return NULL;
+	if (metric_table[mi].labelled != !strcmp(ds->kind, "labelled")) {
+		mcb_diag_error(c->d, &mcb_node_get(spec, "dataset")->loc,
+			       "%s needs a %s dataset, and '%s' is of kind %s", mk->str,
+			       metric_table[mi].labelled ? "labelled" : "tokens or text", ds->name,
+			       ds->kind);
+		return NULL;
+	}
+	if (!strcmp(ds->format, "idx")) {
+		mcb_diag_error(c->d, &mcb_node_get(spec, "dataset")->loc,
+			       "%s on IDX images ('%s') needs an image classifier, and the reference "
+			       "engine runs Llama language models: use a csv dataset of token "
+			       "prompts and labels",
+			       mk->str, ds->name);
+		return NULL;
+	}
+	if (gate) {
+		for (k = 0; k < 3 && metric_table[mi].gates[k]; k++)
+			if (!strcmp(metric_table[mi].gates[k], gk->str))
+				break;
+		if (k == 3 || !metric_table[mi].gates[k]) {
+			size_t ng = 0;
+
+			while (ng < 3 && metric_table[mi].gates[ng])
+				ng++;
+			mcb_diag_error(c->d, &gk->loc, "%s takes the gate %s, not '%s'", mk->str,
+				       joined(c, metric_table[mi].gates, ng, ""), gk->str);
+			return NULL;
+		}
+		json_decref(g);
+		g = gate_json(c, gk->str, gate, metric_table[mi].relative[k]);
+		if (!g)
+			return NULL;
+	}
+	rule_uses(c, rx, ds);
+	out = json_pack("{s:s, s:O, s:o}", "metric", mk->str, "dataset",
+			json_object_get(params, "dataset"), "gate", g);
+	if (json_object_get(params, "window")) {
+		json_object_set(out, "window", json_object_get(params, "window"));
+		json_object_set(out, "stride", json_object_get(params, "stride"));
+	}
+	return out;
+}
+
+static void check_quality(struct ctx *c, struct rulex *rx, const struct mcb_node *q)
+{
+	static const char *const drop_metrics[] = {"metrics", NULL};
+	const struct mcb_node *metrics;
+	json_t *out, *list;
+	size_t i, before = c->d->nerr;
+
+	if (q->kind != MCB_NODE_MAP) {
+		mcb_diag_error(c->d, &q->loc, "'quality' must be a mapping, not %s",
+			       mcb_node_kind_phrase(q));
+		rx->broken = 1;
+		return;
+	}
+	metrics = mcb_node_get(q, "metrics");
+	/* on errors go on with the metrics, to report their problems too */
+	if (mcb_schema_check(quality_params, sizeof(quality_params) / sizeof(quality_params[0]),
+			     without(c, q, drop_metrics), "quality", &out, c->d))
+		out = json_object();
+	keep(c, out);
+	list = json_array();
+	json_object_set_new(out, "metrics", list);
+	if (!metrics || metrics->kind != MCB_NODE_SEQ || metrics->nitems == 0) {
+		mcb_diag_error(c->d, metrics ? &metrics->loc : &q->loc,
+			       "'quality' needs 'metrics': a list of metrics with their gates");
+		rx->broken = 1;
+		return;
+	}
+	for (i = 0; i < metrics->nitems; i++) {
+		json_t *m = check_metric(c, rx, metrics->items[i]);
+
+		if (m)
+			json_array_append_new(list, m);
+	}
+	if (c->d->nerr > before) {
+		rx->broken = 1;
+		return;
+	}
+	rx->quality = out;
+}
+
+static void check_performance(struct ctx *c, struct rulex *rx, const struct mcb_node *p)
+{
+	json_t *out;
+
+	if (mcb_schema_check(performance_params,
+			     sizeof(performance_params) / sizeof(performance_params[0]), p,
+			     "performance", &out, c->d)) {
+		rx->broken = 1;
+		return;
+	}
+	rx->performance = keep(c, out);
+}
 
 static void check_rule(struct ctx *c, size_t ri)
 {
@@ -1709,6 +2062,9 @@ static void check_rule(struct ctx *c, size_t ri)
 				rx->matrix_key = body->keys[k];
 		check_matrix(c, r, rx);
 	}
+	if (mcb_node_get(body, "quality"))
+		check_quality(c, rx, mcb_node_get(body, "quality"));
+	check_performance(c, rx, mcb_node_get(body, "performance"));
 }
 
 static int rule_order_cmp(const void *x, const void *y)
@@ -1813,10 +2169,18 @@ static void protect_inputs(struct ctx *c)
 						     ws->models[i].name,
 						     rel_to_root(c, ws->models[i].config)));
 	}
-	for (i = 0; i < ws->ndatasets; i++)
-		protect_add(c, ws->datasets[i].path, 1,
-			    mcb_arena_printf(c->a, "the file of dataset '%s' ('%s')",
-					     ws->datasets[i].name, rel_to_root(c, ws->datasets[i].path)));
+	for (i = 0; i < ws->ndatasets; i++) {
+		if (ws->datasets[i].path[0])
+			protect_add(c, ws->datasets[i].path, 1,
+				    mcb_arena_printf(c->a, "the file of dataset '%s' ('%s')",
+						     ws->datasets[i].name,
+						     rel_to_root(c, ws->datasets[i].path)));
+		if (ws->datasets[i].labels)
+			protect_add(c, ws->datasets[i].labels, 1,
+				    mcb_arena_printf(c->a, "the labels of dataset '%s' ('%s')",
+						     ws->datasets[i].name,
+						     rel_to_root(c, ws->datasets[i].labels)));
+	}
 	if (ws->cache_dir)
 		protect_add(c, ws->cache_dir, 1,
 			    mcb_arena_printf(c->a, "the cache directory '%s'",
@@ -1880,6 +2244,9 @@ static json_t *resolved_json(const struct mcb_target *t, const char *written)
 	}
 	json_object_set_new(o, "stack", stack);
 	json_object_set_new(o, "export", json_string(t->export_format));
+	if (t->quality)
+		json_object_set(o, "quality", t->quality);
+	json_object_set(o, "performance", t->performance);
 	return o;
 }
 
@@ -1947,6 +2314,10 @@ static struct mcb_target *make_target(struct ctx *c, size_t ri, const char *path
 	for (i = 0; mcb_export_formats[i]; i++)
 		if (!strcmp(mcb_export_formats[i], fmt))
 			t->export_format = mcb_export_formats[i];
+	t->quality = rx->quality;
+	t->datasets = rx->datasets;
+	t->ndatasets = rx->ndatasets;
+	t->performance = rx->performance;
 	t->resolved = keep(c, resolved_json(t, st->mx[m - ws->models].written));
 	return t;
 }

@@ -36,8 +36,13 @@ struct mcb_model_decl {
 struct mcb_dataset_decl {
 	const char *name;
 	struct mcb_loc loc;
-	const char *path;          /* absolute */
+	const char *path;          /* absolute; "" for a sampled dataset */
 	const char *kind;          /* "tokens", "text", "labelled" */
+	const char *format;        /* how to read it: "tokens", "text", "csv" or "idx" */
+	const char *labels;        /* idx only: absolute path of the label file, else NULL */
+	const struct mcb_model_decl *sample_model; /* sampled: the model sampled, else NULL */
+	struct json_t *sample;     /* sampled: {"sequences","length","seed","temperature",
+	                              "top_k"}, defaults filled; else NULL; owned */
 };
 
 struct mcb_stack_entry {
@@ -93,7 +98,16 @@ struct mcb_target {
 	struct json_t *resolved;   /* canonical definition (the manifest's recipe section):
 	                              {"model": {"name", "path" (as written), "format"},
 	                               "hardware": hw->json, "stack": [{"quantize": params}...],
-	                               "export": export_format}; owned by the workspace */
+	                               "export": export_format, "quality": quality (when set),
+	                               "performance": performance}; owned by the workspace */
+	struct json_t *quality;    /* NULL, or {"confidence", "bootstrap", "seed", "metrics":
+	                              [{"metric", "dataset", "window", "stride", "gate":
+	                              null | {"kind", "value", "relative", "text"}}]}; owned */
+	const struct mcb_dataset_decl **datasets; /* the datasets quality names, in order of
+	                              first use (ndatasets) */
+	size_t ndatasets;
+	struct json_t *performance; /* {"context", "batch", "prompt_tokens", "decode_tokens",
+	                              "repeats"}: defaults filled; owned */
 };
 
 struct mcb_workspace {

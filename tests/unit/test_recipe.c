@@ -331,11 +331,14 @@ static void test_alias_a100(void)
 				     "\"vendor\": \"nvidia\"}", 0, NULL);
 		CHECK(want_hw != NULL);
 		CHECK(json_equal(t->hw->json, want_hw));
-		want = json_pack("{s:s, s:O, s:{s:s, s:s, s:s}, s:[{s:{s:i, s:s, s:i, s:s, s:b}}]}",
+		want = json_pack("{s:s, s:O, s:{s:s, s:s, s:s}, s:[{s:{s:i, s:s, s:i, s:s, s:b}}], "
+				 "s:{s:i, s:i, s:i, s:i, s:i}}",
 				 "export", "safetensors", "hardware", want_hw, "model", "format", "auto",
 				 "name", "stories", "path", "models/stories260K.bin", "stack", "quantize",
 				 "bits", 8, "granularity", "auto", "group_size", 32, "method", "rtn",
-				 "symmetric", 1);
+				 "symmetric", 1,
+				 "performance", "batch", 1, "context", 0, "decode_tokens", 32,
+				 "prompt_tokens", 64, "repeats", 5);
 		CHECK(want != NULL);
 		CHECK(json_equal(t->resolved, want));
 		if (!json_equal(t->resolved, want)) {
