@@ -64,6 +64,7 @@ struct sched {
 	int stop;	  /* a failure without -k: start nothing new */
 	int status_shown; /* the tty status line is on screen */
 	char *current;	  /* per plan target: 1 when known to be up to date */
+	int exclusive;	  /* a step that must run alone is running */
 	const struct mcb_plan_step *last_started;
 };
 
@@ -584,8 +585,8 @@ static void run_child(struct mcb_build *b, struct mcb_plan_step *s, int fd)
 		in[i].size = s->in_size[i];
 		if (!d->from) {
 			in[i].path = d->source;
-		} else if (s->target) {
-			in[i].path = NULL; /* bundle: digests and sizes are all it needs */
+		} else if (s->kind->wants && !s->kind->wants(d->slot)) {
+			in[i].path = NULL; /* digest and size are all it needs */
 		} else {
 			in[i].path = mcb_path_join(&a, indir, d->slot);
 			rc = mcb_store_get_file(b->store, &s->in_digest[i], in[i].path, &e);
@@ -688,6 +689,7 @@ static int start(struct sched *sc, struct mcb_plan_step *s)
 	mcb_buf_reset(&j->out);
 	s->state = MCB_STEP_RUNNING;
 	sc->running++;
+	sc->exclusive = s->kind->exclusive;
 	return 0;
 }
 
@@ -712,6 +714,7 @@ static void finish(struct sched *sc, struct job *j, int status)
 	char *why;
 
 	sc->running--;
+	sc->exclusive = 0;
 	j->pid = 0;
 	mcb_errclear(&e);
 	if (code == 0) {
@@ -1016,7 +1019,8 @@ static int advance(struct sched *sc, int no_start)
 				mcb_buf_release(&why);
 			}
 		}
-		if (no_start || sc->running >= (size_t)sc->b->opts.jobs)
+		if (no_start || sc->running >= (size_t)sc->b->opts.jobs || sc->exclusive ||
+		    (s->kind->exclusive && sc->running))
 			continue;
 		if (start(sc, s) == 0)
 			changed = 1;

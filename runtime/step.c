@@ -6,6 +6,8 @@
 
 #include "mcb/arena.h"
 #include "mcb/buf.h"
+#include "mcb/err.h"
+#include "mcb/json.h"
 #include "mcb/os.h"
 #include "mcb/step.h"
 
@@ -71,4 +73,35 @@ int mcb_param_bool(const json_t *params, const char *key, int def)
 	json_t *v = json_object_get(params, key);
 
 	return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+#define MAX_JSON_INPUT (256u << 20)
+
+json_t *mcb_step_read_json(struct mcb_stepctx *sc, const char *name)
+{
+	const struct mcb_step_input *in = mcb_step_input(sc, name);
+	struct mcb_buf b = MCB_BUF_INIT;
+	json_t *v = NULL;
+	char *what;
+
+	if (!in || !in->path) {
+		mcb_errf(sc->e, MCB_EINTERNAL, "no input '%s'", name);
+		return NULL;
+	}
+	what = mcb_arena_printf(sc->scratch, "input %s", name);
+	if (!mcb_os_read_file(in->path, MAX_JSON_INPUT, &b, sc->e))
+		v = mcb_json_parse(b.data, b.len, what, sc->e);
+	mcb_buf_release(&b);
+	return v;
+}
+
+int mcb_step_write_json(struct mcb_stepctx *sc, const char *name, const json_t *v)
+{
+	struct mcb_buf b = MCB_BUF_INIT;
+	int rc;
+
+	mcb_json_pretty(v, &b);
+	rc = mcb_os_write_atomic(mcb_step_outpath(sc, name), b.data, b.len, 0644, sc->e);
+	mcb_buf_release(&b);
+	return rc;
 }

@@ -21,7 +21,8 @@ struct mcb_errctx;
 
 struct mcb_step_input {
 	const char *name;	  /* input slot: "model", "source", "config", ... */
-	const char *path;	  /* a readable file holding the input */
+	const char *path;	  /* a readable file holding the input; NULL for slots
+	                             the kind does not read (wants) */
 	struct mcb_digest digest; /* SHA-256 of its content */
 	uint64_t size;
 };
@@ -43,6 +44,11 @@ struct mcb_stepkind {
 	/* Run the step: read inputs, write outputs into sc->outdir.  Returns 0 or
 	 * a negative mcb_err with sc->e set. */
 	int (*run)(struct mcb_stepctx *sc);
+	/* NULL, or whether the step reads slot's content (when not, only its
+	 * digest and size are given and the blob is not materialized). */
+	int (*wants)(const char *slot);
+	/* 1: run with no other step at the same time (it measures time). */
+	int exclusive;
 };
 
 /* The kind called name, or NULL. */
@@ -68,5 +74,15 @@ extern const struct mcb_stepkind mcb_step_import;
 extern const struct mcb_stepkind mcb_step_quantize;
 extern const struct mcb_stepkind mcb_step_export;
 extern const struct mcb_stepkind mcb_step_bundle;
+extern const struct mcb_stepkind mcb_step_sample;
+extern const struct mcb_stepkind mcb_step_evaluate;
+extern const struct mcb_stepkind mcb_step_measure;
+extern const struct mcb_stepkind mcb_step_report;
+
+/* Read a small JSON input (an earlier step's output) of slot name: a new
+ * reference, or NULL with sc->e set. */
+struct json_t *mcb_step_read_json(struct mcb_stepctx *sc, const char *name);
+/* Write v (pretty) to the output file name. */
+int mcb_step_write_json(struct mcb_stepctx *sc, const char *name, const struct json_t *v);
 
 #endif
