@@ -646,3 +646,15 @@ fail:
 	mcb_model_init(m);
 	return rc;
 }
+
+int32_t mcb_model_bos(const struct mcb_model *m)
+{
+	json_t *v = json_object_get(json_object_get(json_object_get(m->meta, "gguf"),
+						     "tokenizer.ggml.bos_token_id"),
+				    "value");
+
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) < m->cfg.vocab_size)
+		return (int32_t)json_integer_value(v);
+	return 1;
+}

@@ -90,7 +90,8 @@ const struct mcb_kernels *mcb_kernels_ref(void);
 /* The optimized table when the CPU has AVX2, FMA and F16C, else NULL. */
 const struct mcb_kernels *mcb_kernels_avx2(void);
 /* What the engine uses: MCB_KERNELS=ref forces the oracle; otherwise the
- * optimized table when available, else the oracle.  Decided once. */
+ * optimized table when available, else the oracle.  The engine asks once,
+ * when it is created. */
 const struct mcb_kernels *mcb_kernels(void);
 
 #endif

@@ -140,6 +140,10 @@ int mcb_gguf_read_model(const char *path, struct mcb_model *m, struct mcb_errctx
 int mcb_hf_read(const char *st_path, const char *config_path, struct mcb_model *m,
 		struct mcb_errctx *e);
 
+/* The BOS token id (the GGUF key tokenizer.ggml.bos_token_id kept in
+ * meta["gguf"]), else 1 as in llama. */
+int32_t mcb_model_bos(const struct mcb_model *m);
+
 /* Internal form (specified in runtime/model.c).  save_ir writes m to path
  * (not atomically); load_ir validates a hostile file like the importers. */
 int mcb_model_save_ir(const struct mcb_model *m, const char *path, struct mcb_errctx *e);
