@@ -46,12 +46,14 @@ REPORT_OBJ = $(BUILD)/runtime/report.o
 EVAL_OBJ = $(ENGINE_OBJ) $(STATS_OBJ) $(TOK_OBJ) $(REPORT_OBJ)
 STEP_OBJ = $(BUILD)/runtime/step.o $(BUILD)/runtime/step_import.o \
 	$(BUILD)/runtime/step_quantize.o $(BUILD)/runtime/step_export.o \
-	$(BUILD)/runtime/step_bundle.o
+	$(BUILD)/runtime/step_bundle.o $(BUILD)/runtime/step_sample.o \
+	$(BUILD)/runtime/step_evaluate.o $(BUILD)/runtime/step_measure.o \
+	$(BUILD)/runtime/step_report.o
 FRONT_OBJ = $(BUILD)/compiler/yaml.o $(BUILD)/compiler/diag.o $(BUILD)/compiler/schema.o \
 	$(BUILD)/compiler/technique.o $(BUILD)/compiler/recipe.o $(BUILD)/gen/builtin.o
 CORE_OBJ = $(BUILD)/compiler/plan.o $(BUILD)/compiler/build.o $(BUILD)/compiler/explain.o
-ALL_OBJ = $(BASE_OBJ) $(CACHE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(BUILD)/runtime/blas.o $(STEP_OBJ) \
-	$(FRONT_OBJ) $(CORE_OBJ)
+ALL_OBJ = $(BASE_OBJ) $(CACHE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(EVAL_OBJ) $(STEP_OBJ) $(FRONT_OBJ) \
+	$(CORE_OBJ)
 
 HW_YAML = recipes/hardware/gpu-nvidia.yaml recipes/hardware/cpu.yaml
 
@@ -66,7 +68,8 @@ TOK_TESTS = test_tokenizer test_dataset
 REPORT_TESTS = test_report
 FRONT_TESTS = test_yaml test_diag test_schema test_recipe
 CORE_TESTS = test_plan test_steps
-UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(FRONT_TESTS) $(CORE_TESTS)
+UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(ENGINE_TESTS) \
+	$(STATS_TESTS) $(TOK_TESTS) $(REPORT_TESTS) $(FRONT_TESTS) $(CORE_TESTS)
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 HARNESS = $(BUILD)/tests/harness.o
 
@@ -134,7 +137,14 @@ unit: $(UNIT_BINS)
 golden: $(BUILD)/mcbuild
 	MCB_SHARED=$(SHARED) sh tests/cli/run.sh $(BUILD)/mcbuild
 
-compat: $(BUILD)/mcbuild
+# Drivers the compatibility tests run next to llama.cpp.
+COMPAT_BINS = $(BUILD)/tests/tokenize_driver
+
+$(BUILD)/tests/tokenize_driver: tests/compat/tokenize_driver.c include/mcb/*.h $(BASE_OBJ) $(FMT_OBJ) $(TOK_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -o $@ tests/compat/tokenize_driver.c $(BASE_OBJ) $(FMT_OBJ) $(TOK_OBJ) $(MCB_LIBS)
+
+compat: $(BUILD)/mcbuild $(COMPAT_BINS)
 	MCB_SHARED=$(SHARED) sh tests/compat/run.sh $(BUILD)/mcbuild
 
 test: all unit golden compat

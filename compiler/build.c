@@ -64,6 +64,8 @@ struct sched {
 	int stop;	  /* a failure without -k: start nothing new */
 	int status_shown; /* the tty status line is on screen */
 	char *current;	  /* per plan target: 1 when known to be up to date */
+	char *verdict;	  /* per plan target: 0 unknown, 'p' passed or ungated, 'f' failed */
+	char **failures;  /* per plan target with 'f': its failed gates, one per line */
 	int exclusive;	  /* a step that must run alone is running */
 	const struct mcb_plan_step *last_started;
 };
@@ -823,17 +825,74 @@ struct file {
 	struct mcb_plan_step *producer;
 };
 
-static size_t target_files(const struct mcb_plan_target *pt, struct file *f)
+/*
+ * The verdict of target i's report (read from the store once): 'p' passed or
+ * ungated, 'f' failed (sc->failures[i] then holds the failed gates), 0 when
+ * the report is not built or its blob turned out bad (then the report step
+ * is invalidated to run again).
+ */
+static char read_verdict(struct sched *sc, size_t i)
 {
+	const struct mcb_plan_target *pt = &sc->b->plan->targets[i];
+	const struct mcb_action_output *o;
+	struct mcb_buf b = MCB_BUF_INIT;
+	struct mcb_errctx e;
+	json_t *r, *f;
+	size_t k;
+	int rc;
+
+	if (sc->verdict[i] || pt->report->state != MCB_STEP_DONE)
+		return sc->verdict[i];
+	o = output_of(pt->report, "report.json");
+	rc = o ? mcb_store_get_mem(sc->b->store, &o->digest, &b, &e) : MCB_ENOENT;
+	if (rc == MCB_ECORRUPT || rc == MCB_ENOENT) {
+		if (rc == MCB_ECORRUPT)
+			warn(sc, "%s; rebuilding", e.msg);
+		invalidate(sc, pt->report);
+		mcb_buf_release(&b);
+		return 0;
+	}
+	r = rc ? NULL : mcb_json_parse(b.data, b.len, "report.json", &e);
+	mcb_buf_release(&b);
+	sc->verdict[i] = 'p';
+	if (r && !strcmp(mcb_param_str(r, "verdict", ""), "failed")) {
+		struct mcb_buf lines = MCB_BUF_INIT;
+
+		json_array_foreach (json_object_get(r, "failures"), k, f)
+			mcb_buf_printf(&lines, "%s\n", json_string_value(f));
+		sc->failures[i] = mcb_arena_strdup(sc->arena, mcb_buf_str(&lines));
+		mcb_buf_release(&lines);
+		sc->verdict[i] = 'f';
+	}
+	json_decref(r);
+	return sc->verdict[i];
+}
+
+/* The files of target i: the exported model (unless a quality gate failed:
+ * then only the evidence), its reports and its manifest. */
+static size_t target_files(struct sched *sc, size_t ti, struct file *f)
+{
+	const struct mcb_plan_target *pt = &sc->b->plan->targets[ti];
 	size_t n = 0, i;
 
-	for (i = 0; i < pt->exp->action.nout; i++)
-		f[n++] = (struct file){pt->exp->action.out[i].name, &pt->exp->action.out[i],
-				       pt->exp};
+	if (read_verdict(sc, ti) != 'f')
+		for (i = 0; i < pt->exp->action.nout; i++)
+			f[n++] = (struct file){pt->exp->action.out[i].name,
+					       &pt->exp->action.out[i], pt->exp};
+	for (i = 0; i < pt->report->action.nout; i++)
+		f[n++] = (struct file){pt->report->action.out[i].name, &pt->report->action.out[i],
+				       pt->report};
 	for (i = 0; i < pt->bundle->action.nout; i++)
 		f[n++] = (struct file){pt->bundle->action.out[i].name, &pt->bundle->action.out[i],
 				       pt->bundle};
 	return n;
+}
+
+/* Are target i's steps all built (so that it can be installed)? */
+static int target_built(const struct mcb_plan_target *pt)
+{
+	return pt->bundle->state == MCB_STEP_DONE && pt->exp->state == MCB_STEP_DONE &&
+	       pt->report->state == MCB_STEP_DONE;
 }
 
 /* Is the installed target identical to what the build produced?  *why says
@@ -872,8 +931,9 @@ static int target_uptodate(struct sched *sc, const char *dir, struct file *f, si
  * directory).  A failure leaves the old target untouched.  Returns 0, 1 when
  * a blob was corrupt (its producer has been invalidated), or -1 on failure.
  */
-static int install(struct sched *sc, const struct mcb_plan_target *pt)
+static int install(struct sched *sc, size_t ti)
 {
+	const struct mcb_plan_target *pt = &sc->b->plan->targets[ti];
 	struct mcb_build *b = sc->b;
 	struct file files[16];
 	struct mcb_arena a;
@@ -884,7 +944,7 @@ static int install(struct sched *sc, const struct mcb_plan_target *pt)
 
 	mcb_arena_init(&a);
 	mcb_errclear(&e);
-	n = target_files(pt, files);
+	n = target_files(sc, ti, files);
 	dir = mcb_path_join(&a, b->root, pt->target->path);
 	if (target_uptodate(sc, dir, files, n, &a, &why)) {
 		b->nuptodate++;
@@ -1055,11 +1115,11 @@ static void dry_run(struct sched *sc)
 		const struct mcb_plan_target *pt = &p->targets[i];
 		struct file files[16];
 
-		if (pt->bundle->state != MCB_STEP_DONE || pt->exp->state != MCB_STEP_DONE)
+		if (!target_built(pt))
 			why_install[i] = "its steps will run";
 		else if (target_uptodate(
 				 sc, mcb_path_join(sc->arena, sc->b->root, pt->target->path), files,
-				 target_files(pt, files), sc->arena, &why_install[i]))
+				 target_files(sc, i, files), sc->arena, &why_install[i]))
 			why_install[i] = NULL;
 		sc->total += why_install[i] != NULL;
 	}
@@ -1102,6 +1162,8 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 
 	memset(&sc, 0, sizeof(sc));
 	sc.b = b;
+	sc.verdict = mcb_arena_alloc(b->arena, p->ntargets + 1);
+	sc.failures = mcb_arena_array(b->arena, p->ntargets + 1, sizeof(*sc.failures));
 	sc.arena = b->arena;
 	if (b->opts.jobs < 1)
 		b->opts.jobs = 1;
@@ -1127,9 +1189,9 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 		struct file files[16];
 		const char *why;
 
-		if (pt->bundle->state == MCB_STEP_DONE && pt->exp->state == MCB_STEP_DONE &&
+		if (target_built(pt) &&
 		    target_uptodate(&sc, mcb_path_join(sc.arena, b->root, pt->target->path), files,
-				    target_files(pt, files), sc.arena, &why)) {
+				    target_files(&sc, i, files), sc.arena, &why)) {
 			sc.current[i] = 1;
 			b->nuptodate++;
 		} else {
@@ -1151,10 +1213,9 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 		for (i = 0; i < p->ntargets && !sc.stop; i++) {
 			const struct mcb_plan_target *pt = &p->targets[i];
 
-			if (sc.current[i] || pt->bundle->state != MCB_STEP_DONE ||
-			    pt->exp->state != MCB_STEP_DONE)
+			if (sc.current[i] || !target_built(pt))
 				continue;
-			rc = install(&sc, pt);
+			rc = install(&sc, i);
 			if (rc == 0)
 				sc.current[i] = 1;
 			if (rc == 1)
@@ -1162,6 +1223,22 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 		}
 		if (!again)
 			break;
+	}
+	/* A target whose quality gate failed keeps its evidence (reports and
+	 * manifest, installed above) and fails the build, every time. */
+	for (i = 0; i < p->ntargets; i++) {
+		if (sc.verdict[i] != 'f')
+			continue;
+		clear_status(&sc);
+		fprintf(b->out, "FAILED: quality gate of %s\n", p->targets[i].target->path);
+		print_lines(&sc, sc.failures[i], strlen(sc.failures[i]));
+		b->nfailed++;
+		if (!b->failure[0]) {
+			size_t len = strcspn(sc.failures[i], "\n");
+
+			snprintf(b->failure, sizeof(b->failure), "%s: quality gate failed: %.*s",
+				 p->targets[i].target->path, (int)len, sc.failures[i]);
+		}
 	}
 	clear_status(&sc);
 	for (i = 0; i < (size_t)b->opts.jobs; i++)

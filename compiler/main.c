@@ -14,14 +14,17 @@
 #include <jansson.h>
 
 #include "mcb/arena.h"
+#include "mcb/buf.h"
 #include "mcb/build.h"
 #include "mcb/diag.h"
 #include "mcb/err.h"
 #include "mcb/explain.h"
 #include "mcb/hash.h"
+#include "mcb/json.h"
 #include "mcb/os.h"
 #include "mcb/plan.h"
 #include "mcb/recipe.h"
+#include "mcb/report.h"
 #include "mcb/statcache.h"
 #include "mcb/step.h"
 #include "mcb/store.h"
@@ -33,6 +36,7 @@ static const char usage_text[] =
 	"       mcbuild [options] clean [--all] [target...]\n"
 	"       mcbuild [options] graph [target...]\n"
 	"       mcbuild [options] query targets|steps|keys [target...]\n"
+	"       mcbuild [options] report [--html FILE] [target...]\n"
 	"\n"
 	"Builds compressed-model targets declared in mcbuild.yaml (searched for in the\n"
 	"current directory and its parents).  A target is a path such as\n"
@@ -53,6 +57,8 @@ static const char usage_text[] =
 	"  clean      remove the targets' directories (--all: also .mcbuild/, the\n"
 	"             workspace's state and its default cache)\n"
 	"  graph      print the step graph in Graphviz dot\n"
+	"  report     a summary of the built targets' reports, one row per target\n"
+	"             (--html FILE: also a page comparing them, size against quality)\n"
 	"  query      targets: the targets and what they resolve to;\n"
 	"             steps: each step's kind, label and parameters;\n"
 	"             keys: each step's action key and whether it is cached\n"
@@ -64,8 +70,9 @@ static const char usage_text[] =
 struct cli {
 	const char *dir;
 	int jobs, keep_going, dry_run, explain, stats, timing, all;
-	const char *cmd;  /* build, clean, graph, query */
+	const char *cmd;  /* build, clean, graph, query, report */
 	const char *what; /* query: targets|steps|keys */
+	const char *html; /* report --html FILE */
 	char **args;
 	int nargs;
 };
@@ -140,7 +147,8 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	argc -= optind;
 	argv += optind;
 	if (argc > 0 && (!strcmp(argv[0], "build") || !strcmp(argv[0], "clean") ||
-			 !strcmp(argv[0], "graph") || !strcmp(argv[0], "query"))) {
+			 !strcmp(argv[0], "graph") || !strcmp(argv[0], "query") ||
+			 !strcmp(argv[0], "report"))) {
 		c->cmd = argv[0];
 		argc--;
 		argv++;
@@ -149,6 +157,11 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		c->all = 1;
 		argc--;
 		argv++;
+	}
+	if (!strcmp(c->cmd, "report") && argc > 1 && !strcmp(argv[0], "--html")) {
+		c->html = argv[1];
+		argc -= 2;
+		argv += 2;
 	}
 	if (!strcmp(c->cmd, "query")) {
 		if (argc == 0 || (strcmp(argv[0], "targets") && strcmp(argv[0], "steps") &&
@@ -246,6 +259,68 @@ static void print_steps(const struct mcb_plan *p, int keys)
 	}
 }
 
+/*
+ * mcbuild report: the installed targets' report.json files, as a table (and
+ * with html, a combined page).  A target not built yet is skipped with a
+ * note; a malformed report is an error naming the file.
+ */
+static int report_command(struct mcb_arena *a, const char *root, const char *prefix,
+			  struct mcb_target **targets, size_t n, const char *html)
+{
+	json_t **r = mcb_xcalloc(n + 1, sizeof(*r));
+	struct mcb_buf text = MCB_BUF_INIT, page = MCB_BUF_INIT;
+	struct mcb_errctx e;
+	size_t i, nr = 0;
+	int rc = EXIT_OK;
+
+	for (i = 0; i < n; i++) {
+		char *path = mcb_path_join(a, mcb_path_join(a, root, targets[i]->path),
+					   "report.json");
+		json_t *v;
+
+		mcb_buf_reset(&text);
+		if (mcb_os_read_file(path, 64u << 20, &text, &e)) {
+			if (e.code == MCB_ENOENT)
+				fprintf(stderr, "mcbuild: note: %s%s is not built\n", prefix,
+					targets[i]->path);
+			else
+				fprintf(stderr, "mcbuild: error: %s\n", e.msg), rc = EXIT_FAIL;
+			continue;
+		}
+		v = mcb_json_parse(text.data, text.len,
+				   mcb_arena_printf(a, "%s%s/report.json", prefix, targets[i]->path), &e);
+		if (v && mcb_report_check(v, &e)) {
+			json_decref(v);
+			v = NULL;
+			mcb_errprefix(&e, "%s%s/report.json", prefix, targets[i]->path);
+		}
+		if (!v) {
+			fprintf(stderr, "mcbuild: error: %s\n", e.msg);
+			rc = EXIT_FAIL;
+			continue;
+		}
+		r[nr++] = v;
+	}
+	if (nr)
+		mcb_report_table((const json_t *const *)r, nr, stdout);
+	if (html && nr) {
+		if (mcb_report_combined_html((const json_t *const *)r, nr, &page, &e) ||
+		    mcb_os_write_atomic(html, page.data, page.len, 0644, &e)) {
+			fprintf(stderr, "mcbuild: error: %s\n", e.msg);
+			rc = EXIT_FAIL;
+		}
+	}
+	for (i = 0; i < nr; i++) {
+		if (!strcmp(mcb_param_str(r[i], "verdict", ""), "failed"))
+			rc = EXIT_FAIL;
+		json_decref(r[i]);
+	}
+	free(r);
+	mcb_buf_release(&text);
+	mcb_buf_release(&page);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct mcb_target **targets = NULL;
@@ -325,6 +400,10 @@ int main(int argc, char **argv)
 	}
 	if (c.what && !strcmp(c.what, "targets")) {
 		print_targets(c.nargs ? targets : ws.declared, c.nargs ? ntargets : ws.ndeclared);
+		goto out_ws;
+	}
+	if (!strcmp(c.cmd, "report")) {
+		exitcode = report_command(&a, root, prefix, targets, ntargets, c.html);
 		goto out_ws;
 	}
 	if (ntargets == 0) {

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -289,6 +290,28 @@ void mcb_os_unmap(struct mcb_map *m)
 		munmap((void *)m->data, m->size);
 	m->data = NULL;
 	m->size = 0;
+}
+
+char *mcb_os_cpu_model(struct mcb_arena *a)
+{
+	char line[512], *p, *end;
+	struct utsname u;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "model name", 10) || !(p = strchr(line, ':')))
+			continue;
+		for (p++; *p == ' ' || *p == '\t'; p++)
+			;
+		end = p + strlen(p);
+		while (end > p && (end[-1] == '\n' || end[-1] == ' '))
+			end--;
+		fclose(f);
+		return mcb_arena_strndup(a, p, (size_t)(end - p));
+	}
+	if (f)
+		fclose(f);
+	return mcb_arena_strdup(a, uname(&u) == 0 ? u.machine : "unknown");
 }
 
 int mcb_os_ncpu(void)

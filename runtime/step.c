@@ -17,6 +17,10 @@ static const struct mcb_stepkind *const kinds[] = {
 	&mcb_step_quantize,
 	&mcb_step_export,
 	&mcb_step_bundle,
+	&mcb_step_sample,
+	&mcb_step_evaluate,
+	&mcb_step_measure,
+	&mcb_step_report,
 };
 
 const struct mcb_stepkind *mcb_stepkind_find(const char *name)

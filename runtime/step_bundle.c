@@ -6,10 +6,14 @@
  *    "resolved"}, "sources": [...], "steps": [...], "host": {...}}
  * inputs: every file of the bundle, named by its file name in the target
  * output: manifest.json = params + "files": [{"name", "sha256", "size"}]
+ *         + from report.json: "verdict" and "evaluation": the datasets the
+ *         quality gates used, with their digests
  *
  * The manifest holds nothing that is not in the action key (no time stamps,
  * no host name), so equal inputs give a bit-identical manifest.
  */
+#include <string.h>
+
 #include <jansson.h>
 
 #include "mcb/buf.h"
@@ -36,6 +40,22 @@ static int run_bundle(struct mcb_stepctx *sc)
 						hex, "size", (json_int_t)sc->in[i].size));
 	}
 	json_object_set_new(man, "files", files);
+	if (mcb_step_input(sc, "report.json")) {
+		json_t *r = mcb_step_read_json(sc, "report.json"), *m, *ds = json_object();
+		size_t k;
+
+		if (!r) {
+			json_decref(man);
+			json_decref(ds);
+			return sc->e->code;
+		}
+		json_array_foreach (json_object_get(json_object_get(r, "quality"), "metrics"), k, m)
+			json_object_set(ds, json_string_value(json_object_get(m, "dataset")),
+					json_object_get(m, "dataset_sha256"));
+		json_object_set(man, "verdict", json_object_get(r, "verdict"));
+		json_object_set_new(man, "evaluation", json_pack("{s:o}", "datasets", ds));
+		json_decref(r);
+	}
 	mcb_json_pretty(man, &text);
 	json_decref(man);
 	rc = mcb_os_write_atomic(mcb_step_outpath(sc, "manifest.json"), text.data, text.len, 0644,
@@ -44,16 +64,16 @@ static int run_bundle(struct mcb_stepctx *sc)
 	return rc;
 }
 
-/* The bundle reads no input's content: digests and sizes are enough. */
+/* Of the inputs' contents the bundle reads the report's verdict only: the
+ * rest it lists by digest and size. */
 static int wants(const char *slot)
 {
-	(void)slot;
-	return 0;
+	return !strcmp(slot, "report.json");
 }
 
 const struct mcb_stepkind mcb_step_bundle = {
 	.name = "bundle",
-	.version = 1,
+	.version = 2,
 	.run = run_bundle,
 	.wants = wants,
 };

@@ -11,6 +11,8 @@
  *   per position, shape).
  *
  * It runs alone (exclusive), so that no other step competes for the cores.
+ * It logs nothing: the figures are in the report, and build output stays the
+ * same from run to run.
  * Its outputs are measurements: they differ from run to run; the action key
  * includes the host, so another machine measures again.
  */
@@ -163,12 +165,6 @@ static int run_measure(struct mcb_stepctx *sc)
 				      "seq_len", (json_int_t)m.cfg.seq_len, "tied",
 				      m.cfg.tied_embeddings));
 	rc = mcb_step_write_json(sc, "measure.json", out);
-	if (!rc)
-		mcb_step_log(sc, "prompt %.0f tokens/s, decode %.0f tokens/s (p50 %.3f ms, p99 %.3f ms)",
-			     json_number_value(json_object_get(out, "prompt_tokens_per_s")),
-			     json_number_value(json_object_get(out, "decode_tokens_per_s")),
-			     json_number_value(json_object_get(out, "token_ms_p50")),
-			     json_number_value(json_object_get(out, "token_ms_p99")));
 	json_decref(out);
 out:
 	free(prefill);

@@ -143,10 +143,12 @@ static int compute(struct mcb_stepctx *sc, const char *metric, const struct seri
 		return mcb_bootstrap_ppl_ratio(s->a, s->b, s->c, s->n, reps, conf, seed, &o->ci,
 					       sc->e);
 	}
-	/* kl_divergence, top1_agreement: ratio of sums over items */
+	/* kl_divergence, top1_agreement: ratio of sums over items; 0 is not a
+	 * null hypothesis for them, so no p-value */
 	rc = mcb_bootstrap_ratio(s->a, s->c, s->n, reps, conf, seed, &o->ci, sc->e);
 	o->baseline = NAN;
 	o->compressed = o->ci.point;
+	o->ci.p = NAN;
 	return rc;
 }
 

@@ -7,7 +7,8 @@
  *   tokens   text, one item per line: token ids separated by blanks;
  *            blank lines and lines starting with '#' are skipped
  *   text     UTF-8 text, one item per non-empty line, tokenized with the
- *            model's own tokenizer (BOS prepended)
+ *            model's own tokenizer (BOS prepended when the vocabulary's
+ *            add_bos_token asks for it: llama yes, gpt2 no, as in llama.cpp)
  *   csv      labelled examples, RFC 4180 with a header row naming columns:
  *            `tokens` (ids) or `text`, `label` (integer: a class index, or
  *            for a language model the token id to predict), optional `group`
@@ -41,17 +42,19 @@ struct mcb_ds_item {
 struct mcb_dataset {
 	struct mcb_arena arena;      /* items, tokens, features, names */
 	struct mcb_ds_item *items;
-	size_t n;
+	size_t n, cap;               /* items used and allocated */
 	const char **groups;         /* ngroups distinct names in first-seen order */
-	size_t ngroups;
+	size_t ngroups, gcap;        /* groups used and allocated */
 	uint64_t ntokens;            /* sum of ntokens */
 };
 
 void mcb_dataset_init(struct mcb_dataset *ds);
 void mcb_dataset_release(struct mcb_dataset *ds);
 
-/* Each fails with a message naming the file and line (and column) of the
- * first problem: bad numbers, ids >= vocab (when vocab > 0), caps exceeded. */
+/* Each appends the file's items to ds, or fails with a message naming the
+ * file and line (and column) of the first problem: bad numbers, ids >= vocab
+ * (when vocab > 0), caps exceeded; ds is then emptied (released and
+ * initialised again).  Formats, limits and codes: runtime/dataset.c. */
 int mcb_dataset_load_tokens(const char *path, int64_t vocab, struct mcb_dataset *ds,
 			    struct mcb_errctx *e);
 int mcb_dataset_load_text(const char *path, const struct mcb_tokenizer *tok,

@@ -60,6 +60,17 @@ struct mcb_kernels {
 	float (*dot_q8_0_q8_0)(int64_t n, const int8_t *wq, const uint16_t *wd, const int8_t *xq,
 			       const uint16_t *xd);
 
+	/*
+	 * Many of those at once (matvec and batched matmul): for r < nrows and
+	 * t < ntok, y[t * ldy + r] = dot_q8_0_q8_0(n, W_r, x_t) with W_r at
+	 * wq + r*n, wd + r*(n/32) and x_t at xq + t*n, xd + t*(n/32).  Equal bit
+	 * for bit to calling this table's dot_q8_0_q8_0 per element; faster,
+	 * because rows and tokens share loads and run independent chains.
+	 */
+	void (*gemm_q8_0_q8_0)(int64_t n, const int8_t *wq, const uint16_t *wd, int64_t nrows,
+			       const int8_t *xq, const uint16_t *xd, int64_t ntok, float *y,
+			       int64_t ldy);
+
 	/* y[i] += a * x[i] (the attention's weighted sum of V rows) */
 	void (*axpy_f32)(int64_t n, float a, const float *x, float *y);
 

@@ -72,6 +72,9 @@ struct mcb_map {
 int mcb_os_map(const char *path, struct mcb_map *m, struct mcb_errctx *e);
 void mcb_os_unmap(struct mcb_map *m);
 
+/* The CPU's model name (/proc/cpuinfo "model name", else the machine type). */
+char *mcb_os_cpu_model(struct mcb_arena *a);
+
 /* Number of online CPUs (>= 1). */
 int mcb_os_ncpu(void);
 /* CLOCK_MONOTONIC in nanoseconds. */

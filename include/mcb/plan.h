@@ -1,8 +1,10 @@
 /*
  * plan: lowering checked targets to the step DAG.
  *
- * Each target becomes import -> (one step per stack technique) -> export ->
- * bundle.  Steps are interned by structure (kind, params, producers), so a
+ * Each target becomes import -> (one step per stack technique) -> export,
+ * evaluations of the baseline and of the compressed model on the datasets
+ * its quality gates name (sampled datasets through a sample step), a
+ * measurement, a report, and a bundle.  Steps are interned by structure (kind, params, producers), so a
  * step that does not depend on the hardware -- the import of a model, a
  * quantization every target of one export format shares -- is one node, run
  * once, whatever number of targets use it.  Steps are stored in topological
@@ -77,6 +79,7 @@ struct mcb_plan_step {
 struct mcb_plan_target {
 	const struct mcb_target *target;
 	struct mcb_plan_step *exp;    /* export step: the model files */
+	struct mcb_plan_step *report; /* report step: report.json, .md, .html */
 	struct mcb_plan_step *bundle; /* bundle step: manifest.json */
 };
 

@@ -13,7 +13,8 @@
 # The case directory is copied to a scratch directory first; in copies of
 # *.yaml files @SHARED@ becomes the ../shared folder (MCB_SHARED).  In the
 # transcript the scratch directory reads $WS and the shared folder $SHARED.
-# Commands run with `mcbuild` on PATH (the binary under test) and TERM=dumb.
+# Commands run with `mcbuild` on PATH (the binary under test), TERM=dumb, and
+# MCB_TOP set to the repository.
 # MCB_REGEN=1 rewrites `expected` from the actual transcript instead.
 # A case whose first script line is `# needs-model` is skipped, loudly, when
 # ../shared/models/stories260K.bin is missing.
@@ -46,7 +47,7 @@ for name in $cases; do
 	while IFS= read -r line || [ -n "$line" ]; do
 		case $line in ''|'#'*) continue ;; esac
 		printf '$ %s\n' "$line" >> "$actual"
-		(cd "$ws" && PATH="$scratch/bin:$PATH" TERM=dumb MCB_SHARED="$shared" \
+		(cd "$ws" && PATH="$scratch/bin:$PATH" TERM=dumb MCB_SHARED="$shared" MCB_TOP="$top" \
 			sh -c "$line" > "$scratch/out" 2> "$scratch/err")
 		code=$?
 		cat "$scratch/out" >> "$actual"

@@ -68,7 +68,8 @@ static size_t count_kind(const struct mcb_plan *p, const char *kind)
 	return n;
 }
 
-/* Two CPU targets share import, quantize and export; only bundles differ. */
+/* Two CPU targets share import, quantize, export and the measurement; only
+ * reports and bundles differ. */
 static void test_sharing(void)
 {
 	static const char *const req[] = {"targets/cpu-avx2-int8", "targets/cpu-avx512-int8"};
@@ -76,15 +77,20 @@ static void test_sharing(void)
 
 	if (load(&f, req, 2))
 		return;
-	CHECK_EQ(f.p.nsteps, 5);
+	CHECK_EQ(f.p.nsteps, 8);
 	CHECK_EQ(count_kind(&f.p, "import"), 1);
 	CHECK_EQ(count_kind(&f.p, "quantize"), 1);
 	CHECK_EQ(count_kind(&f.p, "export"), 1);
+	CHECK_EQ(count_kind(&f.p, "measure"), 1);
+	CHECK_EQ(count_kind(&f.p, "report"), 2);
 	CHECK_EQ(count_kind(&f.p, "bundle"), 2);
 	CHECK(f.p.targets[0].exp == f.p.targets[1].exp);
 	CHECK(f.p.targets[0].bundle != f.p.targets[1].bundle);
-	CHECK_EQ(f.p.targets[0].bundle->nchain, 3);
+	CHECK(f.p.targets[0].report != f.p.targets[1].report);
+	/* the manifest lists every step the bundle depends on */
+	CHECK_EQ(f.p.targets[0].bundle->nchain, 5);
 	CHECK_STR(f.p.targets[0].bundle->chain[0]->kind->name, "import");
+	CHECK_STR(f.p.targets[0].bundle->chain[4]->kind->name, "report");
 	CHECK_EQ(f.p.steps[0]->nusers, 1);
 	release(&f);
 }
@@ -149,6 +155,48 @@ static void test_hf_import_inputs(void)
 	CHECK_STR(imp->deps[0].slot, "config");
 	CHECK(strstr(imp->deps[0].source, "/hf/config.json") != NULL);
 	CHECK_STR(imp->deps[1].slot, "source");
+	release(&f);
+}
+
+/* Quality gates: one sample step per sampled dataset, one baseline
+ * evaluation per (model, dataset, window) shared by every target, one
+ * evaluation of each compressed model; the report reads them all. */
+static void test_quality_lowering(void)
+{
+	static const char *const req[] = {"q/cpu", "q/gpu"};
+	struct fixture f;
+	size_t i, base = 0, comp = 0;
+	const struct mcb_plan_step *rep;
+
+	if (load(&f, req, 2))
+		return;
+	CHECK_EQ(count_kind(&f.p, "sample"), 1);
+	for (i = 0; i < f.p.nsteps; i++) {
+		const struct mcb_plan_step *s = f.p.steps[i];
+
+		if (strcmp(s->kind->name, "evaluate"))
+			continue;
+		if (!strcmp(mcb_param_str(s->params, "role", ""), "baseline"))
+			base++;
+		else
+			comp++;
+	}
+	CHECK_EQ(base, 2);
+	CHECK_EQ(comp, 4);
+	rep = f.p.targets[0].report;
+	CHECK_EQ(rep->ndeps, 2 * 2 + 1 + 1); /* base/comp x 2, measure, model.gguf */
+	CHECK_STR(rep->deps[0].slot, "base.0.json");
+	CHECK_STR(rep->deps[4].slot, "file:model.gguf");
+	CHECK_STR(rep->deps[5].slot, "measure.json");
+	/* GGUF targets are evaluated as llama.cpp computes, GPU ones exactly */
+	for (i = 0; i < rep->ndeps; i++)
+		if (!strcmp(rep->deps[i].slot, "comp.0.json"))
+			CHECK_STR(mcb_param_str(rep->deps[i].from->params, "mode", ""), "ggml");
+	for (i = 0; i < f.p.targets[1].report->ndeps; i++)
+		if (!strcmp(f.p.targets[1].report->deps[i].slot, "comp.0.json"))
+			CHECK_STR(mcb_param_str(f.p.targets[1].report->deps[i].from->params, "mode",
+						""),
+				  "exact");
 	release(&f);
 }
 
@@ -239,6 +287,7 @@ int main(void)
 	RUN(test_sharing);
 	RUN(test_formats_and_aliases);
 	RUN(test_hf_import_inputs);
+	RUN(test_quality_lowering);
 	RUN(test_dot);
 	return mcbt_done();
 }
