@@ -147,7 +147,17 @@ $(BUILD)/tests/tokenize_driver: tests/compat/tokenize_driver.c include/mcb/*.h $
 compat: $(BUILD)/mcbuild $(COMPAT_BINS)
 	MCB_SHARED=$(SHARED) sh tests/compat/run.sh $(BUILD)/mcbuild
 
-test: all unit golden compat
+# The report renderers from the command line (tests/report/run.sh drives them).
+$(BUILD)/report/render: tests/report/render.c include/mcb/*.h $(BASE_OBJ) $(REPORT_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -o $@ tests/report/render.c $(BASE_OBJ) $(REPORT_OBJ) $(MCB_LIBS)
+
+# Rendered reports in headless Chromium (no console errors, screenshots in
+# build/report/) and every example report.json against the schema.
+report-test: $(BUILD)/report/render
+	sh tests/report/run.sh $(BUILD)/report/render
+
+test: all unit golden compat report-test
 
 # The same tests (without the third-party runtimes) under ASan and UBSan.
 check:
@@ -187,4 +197,4 @@ install: mcbuild
 clean:
 	rm -rf build mcbuild
 
-.PHONY: all test unit golden compat check bench deps install clean
+.PHONY: all test unit golden compat report-test check bench deps install clean

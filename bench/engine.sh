@@ -68,7 +68,7 @@ for f in $files; do
 	printf '%-6s %-10s %12s %12s\n' "$kind" llama.cpp "$lp" "$ld"
 	awk -v op="$op" -v od="$od" -v lp="$lp" -v ld="$ld" -v k="$kind" 'BEGIN {
 		rp = lp > 0 ? op / lp : 0; rd = ld > 0 ? od / ld : 0;
-		printf "%-6s ratio      %11.2fx %11.2fx  (decode target 0.8x: %s)\n", k, rp, rd,
-			rd >= 0.8 ? "ok" : "UNDER TARGET" }'
+		v = (rd >= 0.8) ? "ok" : "UNDER TARGET";
+		printf "%-6s ratio      %11.2fx %11.2fx  (decode target 0.8x: %s)\n", k, rp, rd, v }'
 done
 echo "logs: $DIR/engine-*.log"

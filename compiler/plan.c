@@ -331,8 +331,8 @@ static json_t *plan_evals(struct planner *pl, const struct mcb_target *t,
 
 		json_array_foreach (evals, k, e)
 			if (json_equal(json_object_get(e, "dataset"), json_object_get(m, "dataset")) &&
-			    json_equal(json_object_get(e, "window"), json_object_get(m, "window")) &&
-			    json_equal(json_object_get(e, "stride"), json_object_get(m, "stride")))
+			    mcb_json_same(json_object_get(e, "window"), json_object_get(m, "window")) &&
+			    mcb_json_same(json_object_get(e, "stride"), json_object_get(m, "stride")))
 				break;
 		if (k < json_array_size(evals))
 			continue;

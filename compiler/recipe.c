@@ -1712,7 +1712,7 @@ static const struct mcb_param window_params[] = {
 	{"dataset", MCB_P_NAME, NULL, 0, 0, NULL, "the evaluation dataset"},
 	{"window", MCB_P_INT, "128", 2, 65536, NULL, "tokens per evaluation window"},
 	{"stride", MCB_P_INT, MCB_P_OPTIONAL, 1, 65536, NULL,
-	 "tokens between window starts (default: window, no overlap)"},
+	 "tokens between window starts (default: half the window)"},
 };
 
 static const struct mcb_param example_params[] = {
@@ -1863,8 +1863,11 @@ static json_t *check_metric(struct ctx *c, struct rulex *rx, const struct mcb_no
 		return NULL;
 	}
 	keep(c, params);
-	if (!json_object_get(params, "stride") && json_object_get(params, "window"))
-		json_object_set(params, "stride", json_object_get(params, "window"));
+	if (!json_object_get(params, "stride") && json_object_get(params, "window")) {
+		json_int_t w = json_integer_value(json_object_get(params, "window"));
+
+		json_object_set_new(params, "stride", json_integer(w / 2 > 0 ? w / 2 : 1));
+	}
 	ds = find_dataset(c->ws, json_string_value(json_object_get(params, "dataset")));
 	if (!ds) {
 		const struct mcb_node *dn = mcb_node_get(spec, "dataset");

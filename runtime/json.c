@@ -214,6 +214,11 @@ void mcb_json_pretty(const json_t *v, struct mcb_buf *out)
 	mcb_buf_addc(out, '\n');
 }
 
+int mcb_json_same(const json_t *a, const json_t *b)
+{
+	return (!a && !b) || (a && b && json_equal(a, b));
+}
+
 int mcb_json_depth(const json_t *v)
 {
 	const char *key;

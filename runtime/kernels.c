@@ -15,8 +15,12 @@
  * onto the other (|w| * (x * sign(w))), the 16-bit pair sums are widened
  * with VPMADDWD against ones, and each block's eight int32 partial sums are
  * converted to float and multiplied into the accumulator with the block's
- * scale product.  Codes lie in [-127, 127], so |w| fits an unsigned byte and
- * a pair sum is at most 2 * 127 * 127 = 32258: VPMADDUBSW never saturates.
+ * scale product.  |w| fits an unsigned byte even for a code of -128 (which
+ * mcbuild never writes but a GGUF file may hold), and activation codes lie
+ * in [-127, 127], so a pair sum is at most 2 * 128 * 127 = 32512:
+ * VPMADDUBSW never saturates and the integer sums are exact.  The float
+ * accumulation is ggml's too (one accumulator, blocks in order), so that
+ * GGML-mode results agree with llama.cpp's bit for bit for equal inputs.
  */
 #include <math.h>
 #include <stdatomic.h>

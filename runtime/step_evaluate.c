@@ -12,7 +12,10 @@
  * Windows (language modelling): each sequence is cut as Hugging Face's strided
  * perplexity does: windows of `window` tokens starting every `stride` tokens;
  * a window predicts its tokens 1..L-1 from the ones before them, and scores
- * only the targets no earlier window of that sequence scored.  An item (what
+ * only the targets no earlier window of that sequence scored.  A window that
+ * does not start its sequence gets BOS as its first token, as llama.cpp's
+ * perplexity tool does (models trained on BOS-led sequences are lost without
+ * it).  An item (what
  * the bootstrap resamples) is a window.  Per window: the summed negative
  * log-likelihood and the number of scored tokens; for the compressed model
  * also the summed KL divergence KL(P_baseline || P_compressed) of the
@@ -48,6 +51,8 @@
 
 struct evalctx {
 	struct mcb_stepctx *sc;
+	int32_t bos;     /* first token of windows inside a sequence */
+	int32_t *win;    /* (window,) a window with its first token replaced */
 	struct mcb_engine *en;
 	int64_t vocab;
 	int compressed;
@@ -157,8 +162,16 @@ static int eval_windows(struct evalctx *c, const struct mcb_dataset *ds, int64_t
 
 			end = begin + window < N ? begin + window : N;
 			from = prev_end - begin > 1 ? prev_end - begin : 1;
-			if (end - begin >= 2 && from < end - begin)
-				rc = eval_window(c, item->tokens + begin, end - begin, from, item->group);
+			if (end - begin >= 2 && from < end - begin) {
+				const int32_t *w = item->tokens + begin;
+
+				if (begin > 0) {
+					memcpy(c->win, w, (size_t)(end - begin) * sizeof(*w));
+					c->win[0] = c->bos;
+					w = c->win;
+				}
+				rc = eval_window(c, w, end - begin, from, item->group);
+			}
 			prev_end = end;
 			if (end == N)
 				break;
@@ -268,7 +281,9 @@ static int run_evaluate(struct mcb_stepctx *sc)
 	c.lsm = malloc((size_t)c.vocab * sizeof(*c.lsm));
 	c.base = malloc((size_t)c.vocab * sizeof(*c.base));
 	c.logits = malloc((size_t)(maxlen > 0 ? maxlen : 1) * (size_t)c.vocab * sizeof(float));
-	if (!c.lsm || !c.base || !c.logits) {
+	c.win = malloc((size_t)(maxlen > 0 ? maxlen : 1) * sizeof(*c.win));
+	c.bos = mcb_model_bos(&m);
+	if (!c.lsm || !c.base || !c.logits || !c.win) {
 		rc = mcb_errf(sc->e, MCB_ENOMEM, "cannot allocate evaluation buffers (%lld x %lld)",
 			      (long long)maxlen, (long long)c.vocab);
 		goto out;
@@ -339,7 +354,8 @@ static int run_evaluate(struct mcb_stepctx *sc)
 			out, "convention",
 			json_sprintf("windows of %lld tokens every %lld tokens (Hugging Face strided "
 				     "perplexity): each window scores the targets no earlier window "
-				     "scored; the first token of a sequence is never scored",
+				     "scored; windows inside a sequence start with BOS (as llama.cpp's "
+				     "perplexity); the first token of a sequence is never scored",
 				     (long long)window, (long long)stride));
 		json_object_set_new(out, "window", json_integer(window));
 		json_object_set_new(out, "stride", json_integer(stride));
@@ -353,9 +369,10 @@ static int run_evaluate(struct mcb_stepctx *sc)
 		}
 	}
 	rc = mcb_step_write_json(sc, "eval.json", out);
-	if (!rc)
-		mcb_step_log(sc, "%s: %lld items, %llu tokens", role,
-			     (long long)json_integer_value(json_object_get(out, "items")),
+	if (!rc && correct)
+		mcb_step_log(sc, "%s: %zu examples", role, json_array_size(correct));
+	else if (!rc)
+		mcb_step_log(sc, "%s: %zu windows, %llu tokens", role, json_array_size(c.nll),
 			     (unsigned long long)c.ntok);
 out:
 	if (c.lp)
@@ -370,6 +387,7 @@ out:
 	free(c.lsm);
 	free(c.base);
 	free(c.logits);
+	free(c.win);
 	mcb_engine_free(c.en);
 	mcb_dataset_release(&ds);
 	mcb_model_release(&m);
@@ -378,6 +396,6 @@ out:
 
 const struct mcb_stepkind mcb_step_evaluate = {
 	.name = "evaluate",
-	.version = 1,
+	.version = 2,
 	.run = run_evaluate,
 };

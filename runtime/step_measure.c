@@ -36,13 +36,15 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Linear-interpolated percentile q of sorted x (n >= 1). */
+/* Linear-interpolated percentile q of sorted x (n >= 1), never below a
+ * nanosecond (a clock's resolution), so that rates stay finite. */
 static double pct(const double *x, size_t n, double q)
 {
-	double h = q * (double)(n - 1);
+	double h = q * (double)(n - 1), v;
 	size_t i = (size_t)h;
 
-	return i + 1 < n ? x[i] + (h - (double)i) * (x[i + 1] - x[i]) : x[n - 1];
+	v = i + 1 < n ? x[i] + (h - (double)i) * (x[i + 1] - x[i]) : x[n - 1];
+	return v > 1e-9 ? v : 1e-9;
 }
 
 /* Parameters: elements of every weight (quantized codes included, scale

@@ -28,6 +28,7 @@
 #include "mcb/arena.h"
 #include "mcb/buf.h"
 #include "mcb/err.h"
+#include "mcb/json.h"
 #include "mcb/os.h"
 #include "mcb/report.h"
 #include "mcb/stats.h"
@@ -57,8 +58,8 @@ static int eval_index(const json_t *evals, const json_t *metric)
 
 	json_array_foreach (evals, i, e)
 		if (json_equal(json_object_get(e, "dataset"), json_object_get(metric, "dataset")) &&
-		    json_equal(json_object_get(e, "window"), json_object_get(metric, "window")) &&
-		    json_equal(json_object_get(e, "stride"), json_object_get(metric, "stride")))
+		    mcb_json_same(json_object_get(e, "window"), json_object_get(metric, "window")) &&
+		    mcb_json_same(json_object_get(e, "stride"), json_object_get(metric, "stride")))
 			return (int)i;
 	return -1;
 }
@@ -152,9 +153,17 @@ static int compute(struct mcb_stepctx *sc, const char *metric, const struct seri
 	return rc;
 }
 
-/* Apply gate g to outcome o: fills bound and returns 1 passed, 0 failed. */
+/*
+ * Gate g on outcome o, as a limit on the statistic's own scale: the CI bound
+ * compared (*bound, *bound_value) and the threshold it must not pass
+ * (*threshold).  Returns 1 passed, 0 failed.
+ *   perplexity      ratio upper bound <= 1 + v (relative) or 1 + v / baseline ppl
+ *   kl_divergence   upper bound <= v
+ *   top1_agreement  lower bound >= v (min) or 1 - v (max_drop)
+ *   accuracy        change's lower bound >= -v (absolute) or -v x baseline accuracy
+ */
 static int gate_passes(const char *metric, const json_t *g, const struct outcome *o,
-		       const char **bound, double *bound_value)
+		       const char **bound, double *bound_value, double *threshold)
 {
 	const char *kind = json_string_value(json_object_get(g, "kind"));
 	double v = num(g, "value");
@@ -162,19 +171,19 @@ static int gate_passes(const char *metric, const json_t *g, const struct outcome
 
 	if (!strcmp(metric, "perplexity")) {
 		*bound = "upper", *bound_value = o->ci.hi;
-		return rel ? o->ci.hi - 1 <= v : o->baseline * (o->ci.hi - 1) <= v;
+		*threshold = rel ? 1 + v : 1 + (o->baseline > 0 ? v / o->baseline : 0);
+		return o->ci.hi <= *threshold;
 	}
 	if (!strcmp(metric, "kl_divergence")) {
-		*bound = "upper", *bound_value = o->ci.hi;
+		*bound = "upper", *bound_value = o->ci.hi, *threshold = v;
 		return o->ci.hi <= v;
 	}
-	if (!strcmp(metric, "top1_agreement")) {
-		*bound = "lower", *bound_value = o->ci.lo;
-		return !strcmp(kind, "min") ? o->ci.lo >= v : 1 - o->ci.lo <= v;
-	}
-	/* accuracy: the drop is -delta; its largest plausible value is -lo */
 	*bound = "lower", *bound_value = o->ci.lo;
-	return rel ? (o->baseline > 0 ? -o->ci.lo / o->baseline <= v : 1) : -o->ci.lo <= v;
+	if (!strcmp(metric, "top1_agreement"))
+		*threshold = !strcmp(kind, "min") ? v : 1 - v;
+	else /* accuracy: the drop is -change; its largest plausible value is -lo */
+		*threshold = rel ? -v * o->baseline : -v;
+	return o->ci.lo >= *threshold;
 }
 
 static const char *statistic_of(const char *metric)
@@ -244,7 +253,7 @@ static int quality_section(struct mcb_stepctx *sc, const json_t *q, const json_t
 		struct series s;
 		struct outcome o;
 		const char *bound = "upper";
-		double bv = 0;
+		double bv = 0, th = 0;
 		int passed = 1;
 
 		if (k < 0) {
@@ -270,7 +279,7 @@ static int quality_section(struct mcb_stepctx *sc, const json_t *q, const json_t
 		}
 		if (json_is_object(gate)) {
 			*gated = 1;
-			passed = gate_passes(metric, gate, &o, &bound, &bv);
+			passed = gate_passes(metric, gate, &o, &bound, &bv, &th);
 			if (!passed)
 				json_array_append_new(failures,
 						      json_string(failure_line(sc, metric, dataset, NULL,
@@ -278,13 +287,17 @@ static int quality_section(struct mcb_stepctx *sc, const json_t *q, const json_t
 			gj = json_deep_copy(gate);
 			json_object_set_new(gj, "bound", json_string(bound));
 			json_object_set_new(gj, "bound_value", json_real(bv));
+			json_object_set_new(gj, "threshold", json_real(th));
 			json_object_set_new(gj, "passed", json_boolean(passed));
 		}
-		row = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I, s:o, s:o, s:s, s:f, s:o, s:o, s:o}",
+		row = json_pack("{s:s, s:s, s:O, s:O, s:I, s:o, s:o, s:o, s:s, s:f, s:o, s:o, s:o}",
 				"name", metric, "dataset", dataset, "dataset_sha256",
 				json_object_get(comp, "dataset_sha256"), "convention",
 				json_object_get(comp, "convention"), "items", (json_int_t)s.n,
-				"tokens", (json_int_t)o.tokens, "baseline", real_or_null(o.baseline),
+				"tokens",
+				!strcmp(metric, "accuracy") ? json_null()
+							    : json_integer((json_int_t)o.tokens),
+				"baseline", real_or_null(o.baseline),
 				"compressed", real_or_null(o.compressed), "statistic",
 				statistic_of(metric), "point", o.ci.point, "ci", ci_json(&o.ci), "p",
 				real_or_null(o.ci.p), "gate", gj);
@@ -307,7 +320,7 @@ static int quality_section(struct mcb_stepctx *sc, const json_t *q, const json_t
 			if (rc)
 				break;
 			if (json_is_object(gate)) {
-				int ok = gate_passes(metric, gate, &go, &bound, &bv);
+				int ok = gate_passes(metric, gate, &go, &bound, &bv, &th);
 
 				gpass = json_boolean(ok);
 				if (!ok)
@@ -316,9 +329,12 @@ static int quality_section(struct mcb_stepctx *sc, const json_t *q, const json_t
 										   gname, &go, gate)));
 			}
 			json_array_append_new(groups,
-					      json_pack("{s:s, s:I, s:I, s:f, s:o, s:o, s:o}", "group",
+					      json_pack("{s:s, s:I, s:o, s:f, s:o, s:o, s:o}", "group",
 							gname, "items", (json_int_t)s.n, "tokens",
-							(json_int_t)go.tokens, "point", go.ci.point,
+							!strcmp(metric, "accuracy")
+								? json_null()
+								: json_integer((json_int_t)go.tokens),
+							"point", go.ci.point,
 							"ci", ci_json(&go.ci), "p", real_or_null(go.ci.p),
 							"passed", gpass));
 		}

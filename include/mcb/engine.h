@@ -62,6 +62,10 @@ typedef void (*mcb_capture_fn)(void *ctx, int layer, enum mcb_capture_point poin
  * it) and allocates its activations and KV cache with checked allocation
  * (MCB_ENOMEM with the byte count).  Fails with a message for models it
  * cannot run (unknown architecture, unsupported tensor type or rope scaling).
+ * Batched evals run OpenBLAS SGEMM on the engine's own threads, one call
+ * per tile of weight rows: mcb_engine_new sets OpenBLAS's budget to one
+ * thread (mcb_blas_set_threads), and callers should leave it there while
+ * the engine runs (a larger budget oversubscribes the cores).
  */
 int mcb_engine_new(const struct mcb_model *m, const struct mcb_engine_opts *o,
 		   struct mcb_engine **out, struct mcb_errctx *e);

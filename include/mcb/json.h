@@ -37,6 +37,9 @@ void mcb_json_pretty(const json_t *v, struct mcb_buf *out);
  */
 json_t *mcb_json_parse(const char *text, size_t n, const char *what, struct mcb_errctx *e);
 
+/* json_equal that also holds for two absent values (NULL and NULL). */
+int mcb_json_same(const json_t *a, const json_t *b);
+
 /* Depth of the deepest nesting in v (a scalar is depth 0). */
 int mcb_json_depth(const json_t *v);
 

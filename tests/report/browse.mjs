@@ -10,7 +10,7 @@
 // prints one line per page: "ok NAME" or "FAIL NAME: <what the page said>".
 // Exit status 1 when a page failed, 2 when the browser could not be driven.
 import {spawn} from 'node:child_process';
-import {mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync} from 'node:fs';
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 import {pathToFileURL} from 'node:url';
@@ -25,6 +25,7 @@ if (typeof WebSocket !== 'function') {
 	process.exit(2);
 }
 
+mkdirSync(outDir, {recursive: true});
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const profile = mkdtempSync(join(tmpdir(), 'mcb-chromium.'));
 const browser = spawn(chromium, [

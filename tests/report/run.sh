@@ -6,19 +6,20 @@
 #   1. Each example report (tests/data/reports/*.json) is rendered with the
 #      driver (tests/report/render.c) to report.md and report.html, plus one
 #      page combining them all.
-#   2. Each HTML page is opened in headless Chromium with console logging on;
-#      the pages hold no script, so any console message (an uncaught error, a
-#      Content-Security-Policy violation, a blocked resource) fails the test.
-#      A screenshot of each page is saved as build/report/<name>.png.  A
-#      deliberately bad page (inline script, style attribute, external image)
-#      must be caught, so that the check is known to work.
+#   2. Each HTML page is opened in headless Chromium (tests/report/browse.mjs,
+#      over the DevTools protocol).  The pages hold no script, so any console
+#      message, uncaught exception, log entry (a Content-Security-Policy
+#      violation, a blocked resource) or failed load fails the test.  A
+#      screenshot of each page is saved as build/report/<name>.png.  Two
+#      deliberately bad pages must be caught, so that the check is known to
+#      work.
 #   3. Every example validates against tests/data/report.schema.json (JSON
 #      Schema 2020-12, python3-jsonschema); tests/report/broken.json must not
 #      validate, and the renderer must refuse it too.
 #
 # Closing line "report: N passed, N failed[, N skipped]"; exit 1 on any
-# failure.  Without Chromium or python3-jsonschema those parts are SKIPPED,
-# loudly.  About 2 s per page.
+# failure.  Without Chromium, Node or python3-jsonschema those parts are
+# SKIPPED, loudly.  About 10 s.
 set -u
 
 RENDER=${1:?usage: run.sh RENDER}
@@ -36,7 +37,7 @@ fail() { nfail=$((nfail + 1)); echo "FAIL $*"; }
 skip() { nskip=$((nskip + 1)); echo "SKIPPED $*"; }
 
 mkdir -p "$OUT"
-rm -f "$OUT"/*.png "$OUT"/*.log
+rm -f "$OUT"/*.png "$OUT"/*.log "$OUT"/*.err
 
 # 1. render
 pages=
@@ -46,7 +47,7 @@ for f in "$ROOT"/tests/data/reports/*.json; do
 	if "$RENDER" "$f" "$OUT/$name" 2> "$OUT/$name.render.log" &&
 	   [ -s "$OUT/$name/report.md" ] && [ -s "$OUT/$name/report.html" ]; then
 		pass "render $name"
-		pages="$pages $name:$OUT/$name/report.html"
+		pages="$pages $name=$OUT/$name/report.html"
 	else
 		fail "render $name: $(cat "$OUT/$name.render.log")"
 	fi
@@ -54,58 +55,57 @@ done
 if "$RENDER" --combined "$OUT/combined.html" "$ROOT"/tests/data/reports/*.json \
 	2> "$OUT/combined.render.log"; then
 	pass "render combined"
-	pages="$pages combined:$OUT/combined.html"
+	pages="$pages combined=$OUT/combined.html"
 else
 	fail "render combined: $(cat "$OUT/combined.render.log")"
 fi
 
-# 2. the browser.  browse NAME FILE: screenshot to $OUT/NAME.png, console to
-# $OUT/NAME.log; prints the console messages, fails when there are any.
-browse() {
-	profile=$(mktemp -d "${TMPDIR:-/tmp}/mcb-chromium.XXXXXX")
-	timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic \
-		--no-first-run --disable-background-networking --disable-component-update \
-		--disable-sync --user-data-dir="$profile" --enable-logging=stderr --v=0 \
-		--hide-scrollbars --window-size=1200,1600 --screenshot="$OUT/$1.png" \
-		"file://$2" > "$OUT/$1.log" 2>&1
-	code=$?
-	rm -rf "$profile"
-	if [ $code -ne 0 ]; then
-		echo "chromium exited with $code"
-		return 1
-	fi
-	if grep -E ':CONSOLE[:(]|Uncaught|Content Security Policy|Page load failed' "$OUT/$1.log"; then
-		return 1
-	fi
-	if [ ! -s "$OUT/$1.png" ]; then
-		echo "no screenshot"
-		return 1
-	fi
-	return 0
-}
-
+# 2. the browser: every page in one headless Chromium, driven over the
+# DevTools protocol by browse.mjs (Node's built-in WebSocket, no packages).
+# Two deliberately bad pages must be caught: one breaking the CSP (inline
+# script and style, an external image), one throwing and logging without a CSP.
+node_ws=
+if command -v node > /dev/null 2>&1; then
+	for flag in --experimental-websocket ''; do
+		if node $flag -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2> /dev/null; then
+			node_ws="node $flag"
+			break
+		fi
+	done
+fi
 if [ ! -x "$CHROMIUM" ]; then
 	skip "browser: $CHROMIUM is missing (make deps installs chromium)"
+elif [ -z "$node_ws" ]; then
+	skip "browser: no node with a WebSocket (Node 20 or later; make deps installs it)"
 else
-	bad=$OUT/bad-page.html
-	cat > "$bad" <<'EOF'
+	cat > "$OUT/bad-csp.html" <<'EOF'
 <!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'">
 <title>must fail</title></head><body><p style="color:red">x</p>
 <script>undefined_function()</script><img alt="" src="https://example.invalid/x.png"></body></html>
 EOF
-	if browse bad-page "$bad" > "$OUT/bad-page.why"; then
-		fail "browser: a page with a script and CSP violations was not caught"
-	else
-		pass "browser: a bad page is caught"
+	cat > "$OUT/bad-js.html" <<'EOF'
+<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>must fail</title></head>
+<body><script>console.log("hello"); undefined_function()</script></body></html>
+EOF
+	$node_ws "$HERE/browse.mjs" "$CHROMIUM" "$OUT" "bad-csp=$OUT/bad-csp.html" \
+		"bad-js=$OUT/bad-js.html" $pages > "$OUT/browse.log" 2> "$OUT/browse.err"
+	if [ $? -gt 1 ]; then
+		fail "browser: $(cat "$OUT/browse.err")"
 	fi
+	for bad in bad-csp bad-js; do
+		if grep -q "^FAIL $bad: " "$OUT/browse.log"; then
+			pass "browser: the $bad page is caught"
+		else
+			fail "browser: the $bad page is not caught"
+		fi
+	done
 	for p in $pages; do
-		name=${p%%:*}
-		file=${p#*:}
-		if why=$(browse "$name" "$file"); then
+		name=${p%%=*}
+		if grep -q "^ok $name " "$OUT/browse.log" && [ -s "$OUT/$name.png" ]; then
 			pass "browser $name ($OUT/$name.png)"
 		else
-			fail "browser $name: $why"
+			fail "browser $(grep "^FAIL $name: " "$OUT/browse.log" || echo "$name: no result")"
 		fi
 	done
 fi

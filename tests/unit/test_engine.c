@@ -122,9 +122,16 @@ static void test_kernels_match_ref(void)
 				r->dot_q8_0_q8_0(n32, q, d, xq, xd), mag, n32));
 		if (n >= 32) { /* the saturating block alone: exact, 32 * 127 * 127 * d */
 			double want = 32.0 * 127 * 127 * mcb_f16_to_f32(d[0]) * mcb_f16_to_f32(xd[0]);
+			int8_t w128[32], x127[32];
 
 			CHECK(fabs(k->dot_q8_0_q8_0(32, q, d, xq, xd) - want) <= 1e-6 * want);
 			CHECK(fabs(r->dot_q8_0_q8_0(32, q, d, xq, xd) - want) <= 1e-6 * want);
+			/* weight code -128 (a GGUF file may hold it) against -127 */
+			memset(w128, 0x80, 32);
+			memset(x127, -127, 32);
+			want = 32.0 * 128 * 127 * mcb_f16_to_f32(d[0]) * mcb_f16_to_f32(xd[0]);
+			CHECK(fabs(k->dot_q8_0_q8_0(32, w128, d, x127, xd) - want) <= 1e-6 * want);
+			CHECK(fabs(r->dot_q8_0_q8_0(32, w128, d, x127, xd) - want) <= 1e-6 * want);
 		}
 		/* axpy: each element one rounding (FMA) vs double then float: equal
 		 * or one ulp apart */

@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "mcb/buf.h"
 #include "mcb/err.h"
+#include "mcb/hash.h"
 #include "mcb/json.h"
 #include "mcb/os.h"
 #include "mcb/report.h"
@@ -130,6 +131,34 @@ static int tags_ok(const char *page, const char **bad)
 	return 1;
 }
 
+/* The CSP's style-src hash is the SHA-256 of the page's one <style> element. */
+static int csp_matches(const char *page)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *css = strstr(page, "<style>"), *end = strstr(page, "</style>");
+	const char *want = strstr(page, "style-src 'sha256-");
+	struct mcb_digest d;
+	char got[64], *p = got;
+	size_t i;
+
+	if (!css || !end || !want || strstr(end + 1, "<style"))
+		return 0;
+	css += 7;
+	mcb_sha256(css, (size_t)(end - css), &d);
+	for (i = 0; i < 33; i += 3) {
+		unsigned v = d.b[i] << 16 | (i + 1 < 32 ? d.b[i + 1] << 8 : 0) |
+			     (i + 2 < 32 ? d.b[i + 2] : 0);
+
+		*p++ = b64[v >> 18 & 63];
+		*p++ = b64[v >> 12 & 63];
+		*p++ = i + 1 < 32 ? b64[v >> 6 & 63] : '=';
+		*p++ = i + 2 < 32 ? b64[v & 63] : '=';
+	}
+	*p = '\0';
+	return !strncmp(want + 18, got, strlen(got)) && want[18 + strlen(got)] == '\'';
+}
+
 static void test_examples_render(void)
 {
 	const json_t *all[NEX];
@@ -151,6 +180,7 @@ static void test_examples_render(void)
 		if (!tags_ok(h, &bad))
 			mcbt_fail(__FILE__, __LINE__, "%s: unexpected tag at \"%.40s\"",
 				  examples[i], bad);
+		CHECK(csp_matches(h));
 		/* self-contained: no script, no URL but the SVG namespace (hostile.json has
 		 * URLs in its text) */
 		CHECK_LACKS(h, "<script");
@@ -171,6 +201,7 @@ static void test_examples_render(void)
 		CHECK_LACKS(t, "\x1b");
 		if (!tags_ok(c, &bad))
 			mcbt_fail(__FILE__, __LINE__, "combined: unexpected tag at \"%.40s\"", bad);
+		CHECK(csp_matches(c));
 		CHECK_HAS(c, "<h1><span class=\"t\">7 targets compared</span></h1>");
 		CHECK_HAS(c, "<p class=\"sub\">3 passed, 2 failed, 2 ungated.</p>");
 		free(t);
