@@ -138,7 +138,11 @@ golden: $(BUILD)/mcbuild
 	MCB_SHARED=$(SHARED) sh tests/cli/run.sh $(BUILD)/mcbuild
 
 # Drivers the compatibility tests run next to llama.cpp.
-COMPAT_BINS = $(BUILD)/tests/tokenize_driver
+COMPAT_BINS = $(BUILD)/tests/tokenize_driver $(BUILD)/tests/engine_logits
+
+$(BUILD)/tests/engine_logits: tests/compat/engine_logits.c include/mcb/*.h $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -o $@ tests/compat/engine_logits.c $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ) $(MCB_LIBS)
 
 $(BUILD)/tests/tokenize_driver: tests/compat/tokenize_driver.c include/mcb/*.h $(BASE_OBJ) $(FMT_OBJ) $(TOK_OBJ)
 	@mkdir -p $(@D)
@@ -165,7 +169,11 @@ check:
 		SAN='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' \
 		unit golden
 
-BENCH_BINS = $(BUILD)/bench/bench_hash $(BUILD)/bench/bench_quant
+BENCH_BINS = $(BUILD)/bench/bench_hash $(BUILD)/bench/bench_quant $(BUILD)/bench/bench_engine
+
+$(BUILD)/bench/bench_engine: bench/bench_engine.c include/mcb/*.h $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -o $@ bench/bench_engine.c $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ) $(MCB_LIBS)
 
 $(BUILD)/bench/bench_hash: bench/bench_hash.c $(BASE_OBJ)
 	@mkdir -p $(@D)

@@ -308,7 +308,8 @@ struct mcb_engine {
 	float *scores;                 /* (threads, ctx_len) */
 	int8_t *aq;                    /* (maxb, maxcols) Q8_0 codes of the activation */
 	uint16_t *ad;                  /* (maxb, maxcols/32) their fp16 scales */
-	uint16_t *ah;                  /* (maxb, maxcols) fp16/bf16 activation */
+	uint16_t *ah;                  /* (maxb, maxcols) fp16 activation */
+	uint16_t *abh;                 /* (maxb, maxcols) bf16 activation */
 	float *tile;                   /* (threads, tile_floats) dequantized weight tiles, or NULL */
 	int64_t tile_floats;
 	int64_t maxcols;
@@ -518,6 +519,7 @@ void mcb_engine_free(struct mcb_engine *en)
 	free(en->aq);
 	free(en->ad);
 	free(en->ah);
+	free(en->abh);
 	free(en->tile);
 	free(en);
 }
@@ -628,6 +630,8 @@ int mcb_engine_new(const struct mcb_model *m, const struct mcb_engine_opts *o,
 	    (rc = alloc_array((void **)&en->ad, maxb * (en->maxcols / MCB_QK + 1),
 			       sizeof(uint16_t), "activation scales", e)) ||
 	    (rc = alloc_array((void **)&en->ah, maxb * en->maxcols, sizeof(uint16_t),
+			       "activations", e)) ||
+	    (rc = alloc_array((void **)&en->abh, maxb * en->maxcols, sizeof(uint16_t),
 			       "activations", e)))
 		goto fail;
 	for (l = 0; l < c->n_layers; l++) {
@@ -760,7 +764,7 @@ static float lin_dot(const struct mcb_engine *en, const struct lin *l, int64_t r
 	case A_F16:
 		return k->dot_f16_f16(c, (const uint16_t *)l->w + r * c, en->ah + t * c);
 	case A_BF16:
-		return k->dot_bf16_bf16(c, (const uint16_t *)l->w + r * c, en->ah + t * c);
+		return k->dot_bf16_bf16(c, (const uint16_t *)l->w + r * c, en->abh + t * c);
 	case A_Q8:
 		return k->dot_q8_0_q8_0(c, (const int8_t *)l->w + r * c,
 					(const uint16_t *)l->scale + r * (c / MCB_QK),
@@ -853,7 +857,7 @@ static void prep_piece(void *ctx, int64_t i0, int64_t i1, int tid)
 		else if (j->act == A_F16)
 			k->f32_to_f16(c, j->x + t * c, j->en->ah + t * c);
 		else if (j->act == A_BF16)
-			k->f32_to_bf16(c, j->x + t * c, j->en->ah + t * c);
+			k->f32_to_bf16(c, j->x + t * c, j->en->abh + t * c);
 	}
 }
 

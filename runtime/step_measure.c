@@ -22,7 +22,6 @@
 
 #include <jansson.h>
 
-#include "mcb/blas.h"
 #include "mcb/engine.h"
 #include "mcb/err.h"
 #include "mcb/model.h"
@@ -106,7 +105,6 @@ static int run_measure(struct mcb_stepctx *sc)
 		rc = mcb_engine_new(&m, &o, &en, sc->e);
 	if (rc)
 		goto out;
-	mcb_blas_set_threads(o.threads); /* it runs alone: all its threads */
 	vocab = mcb_engine_vocab(en);
 	prefill = calloc((size_t)R, sizeof(double));
 	decode = calloc((size_t)R, sizeof(double));

@@ -325,7 +325,7 @@ static const struct mcb_llama_config synth_cfg = {
 	.tied_embeddings = 0,
 };
 
-enum qkind { Q_F16, Q_BF16, Q_CHANNEL, Q_GROUP };
+enum qkind { Q_F16, Q_BF16, Q_CHANNEL, Q_GROUP, Q_MIXED };
 
 static int is_lin(const char *name)
 {
@@ -341,12 +341,16 @@ static int is_lin(const char *name)
 
 /* dst = src with its linear weights (and, except per channel, token_embd)
  * converted as step_quantize does: Q8_0 groups where rows divide by 32 (else
- * an F16 fallback), int8 per channel, or plain F16/BF16. */
+ * an F16 fallback), int8 per channel, or plain F16/BF16; Q_MIXED: each
+ * weight in the next of those forms (one matmul group then mixes forms). */
 static void convert_model(const struct mcb_model *src, struct mcb_model *dst, enum qkind qk)
 {
 	struct mcb_errctx e;
 	json_t *quant = json_object();
 	size_t i;
+
+	enum qkind qk0 = qk;
+	int nth = 0;
 
 	mcb_model_init(dst);
 	strcpy(dst->arch, src->arch);
@@ -354,6 +358,9 @@ static void convert_model(const struct mcb_model *src, struct mcb_model *dst, en
 	json_object_set_new(dst->meta, "quant", quant);
 	for (i = 0; i < src->ntensors; i++) {
 		const struct mcb_tensor *t = &src->tensors[i];
+
+		if (qk0 == Q_MIXED) /* each 2-D tensor the next form in turn */
+			qk = t->ndim == 2 ? (enum qkind)(nth++ % 4) : Q_F16;
 		const float *w = t->data;
 		int embd = !strcmp(t->name, "token_embd.weight");
 		int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 0, k;
@@ -853,7 +860,8 @@ static void test_synthetic_tied(void)
 
 static void test_synthetic_quantized(void)
 {
-	static const char *const names[] = {"F16", "BF16", "int8 per channel", "Q8_0 + F16 down"};
+	static const char *const names[] = {"F16", "BF16", "int8 per channel", "Q8_0 + F16 down",
+					    "mixed forms"};
 	struct mcb_model m, q;
 	int32_t ids[48];
 	char what[64];
@@ -861,7 +869,7 @@ static void test_synthetic_quantized(void)
 
 	synth_model(&m, &synth_cfg, 3);
 	make_ids(ids, 48, synth_cfg.vocab_size, 9);
-	for (k = Q_F16; k <= Q_GROUP; k++) {
+	for (k = Q_F16; k <= Q_MIXED; k++) {
 		convert_model(&m, &q, (enum qkind)k);
 		snprintf(what, sizeof(what), "synthetic %s", names[k]);
 		check_against_ref(&q, MCB_ENGINE_EXACT, ids, 48, what);
