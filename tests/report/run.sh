@@ -6,6 +6,7 @@
 #   1. Each example report (tests/data/reports/*.json) is rendered with the
 #      driver (tests/report/render.c) to report.md and report.html, plus one
 #      page combining them all.
+#      The reports mcbuild wrote in the golden test "quality" join them.
 #   2. Each HTML page is opened in headless Chromium (tests/report/browse.mjs,
 #      over the DevTools protocol).  The pages hold no script, so any console
 #      message, uncaught exception, log entry (a Content-Security-Policy
@@ -58,6 +59,21 @@ if "$RENDER" --combined "$OUT/combined.html" "$ROOT"/tests/data/reports/*.json \
 	pages="$pages combined=$OUT/combined.html"
 else
 	fail "render combined: $(cat "$OUT/combined.render.log")"
+fi
+
+# ... and the pages mcbuild itself wrote in the golden test "quality" (make
+# golden runs before this): its targets' report.html and the page of
+# `mcbuild report --html`
+built=$ROOT/build/tests/cli/quality
+if [ -f "$built/combined.html" ]; then
+	for f in "$built"/*/*/report.html "$built/combined.html"; do
+		[ -f "$f" ] || continue
+		name=mcbuild-$(echo "${f#$built/}" | sed -e 's#/report.html##' -e 's#[/.]#-#g')
+		pages="$pages $name=$f"
+	done
+	pass "mcbuild-built reports found in $built"
+else
+	skip "mcbuild-built reports: $built/combined.html is missing (run make golden first)"
 fi
 
 # 2. the browser: every page in one headless Chromium, driven over the
