@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "mcb/arena.h"
 #include "mcb/blas.h"
+#include "mcb/engine.h"
 #include "mcb/buf.h"
 #include "mcb/err.h"
 #include "mcb/gguf.h"
@@ -57,7 +58,7 @@ struct run {
 	struct mcb_arena a;
 	struct mcb_buf log;
 	struct mcb_errctx e;
-	struct mcb_step_input in[4];
+	struct mcb_step_input in[8];
 	size_t nin;
 	const char *dir;
 };
@@ -305,6 +306,217 @@ static void test_quantize_refusals(void)
 	mcb_arena_release(&r.a);
 }
 
+/* log_softmax in double, as the test's own reference. */
+static void ref_lsm(const float *x, int64_t n, double *out)
+{
+	double max = x[0], sum = 0;
+	int64_t i;
+
+	for (i = 1; i < n; i++)
+		if (x[i] > max)
+			max = x[i];
+	for (i = 0; i < n; i++)
+		sum += exp((double)x[i] - max);
+	for (i = 0; i < n; i++)
+		out[i] = (double)x[i] - max - log(sum);
+}
+
+static json_t *read_json(struct run *r, const char *dir, const char *name)
+{
+	json_t *v = json_load_file(path_in(r, dir, name), 0, NULL);
+
+	CHECK(v != NULL);
+	return v;
+}
+
+/*
+ * The evaluate step's windows, NLL, KL and top-1 agreement against a direct
+ * computation with the engine (windows of 10 every 5 tokens over sequences
+ * of 23: starts 0, 5, 10, 15; each scores only new targets; windows inside a
+ * sequence start with BOS), then the report step's statistics on them.
+ */
+static void test_evaluate_math(void)
+{
+	static const int32_t seqs[3][23] = {
+		{1, 5, 9, 13, 200, 17, 4, 4, 8, 33, 70, 2, 9, 100, 101, 102, 7, 7, 7, 9, 11, 250, 3},
+		{1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61},
+		{1, 299, 3, 298, 5, 297, 7, 296, 9, 295, 11, 294, 13, 293, 15, 292, 17, 291, 19, 290, 21, 289, 23},
+	};
+	struct run r;
+	struct mcb_model mb, mc;
+	struct mcb_engine *eb = NULL, *ec = NULL;
+	struct mcb_engine_opts o = {1, MCB_ENGINE_EXACT, 0};
+	struct mcb_errctx e;
+	char path[4096], data[4096];
+	double *lb = malloc(300 * sizeof(double)), *lc = malloc(300 * sizeof(double));
+	float *gb = malloc(23 * 300 * sizeof(float)), *gc = malloc(23 * 300 * sizeof(float));
+	json_t *base, *comp, *rep;
+	FILE *f;
+	size_t item = 0;
+	int si, i;
+	double tot_kl = 0, tot_n = 0;
+
+	memset(&r, 0, sizeof(r));
+	mcb_arena_init(&r.a);
+	r.dir = mcbt_tmpdir();
+	snprintf(path, sizeof(path), "%s/m.bin", r.dir);
+	write_llama2c(path, 64, 96, 2, 4, 2, 300, 32);
+	snprintf(data, sizeof(data), "%s/d.tokens", r.dir);
+	f = fopen(data, "w");
+	for (si = 0; si < 3; si++) {
+		for (i = 0; i < 23; i++)
+			fprintf(f, "%d%c", seqs[si][i], i == 22 ? '\n' : ' ');
+	}
+	fclose(f);
+	add_input(&r, "source", path);
+	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "imp"), &r.e);
+	add_input(&r, "model", path_in(&r, "imp", "model.safetensors"));
+	CHECK_OK(run_step(&r, &mcb_step_quantize,
+			  "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"channel\","
+			  "\"group_size\":0,\"symmetric\":true}", "q"), &r.e);
+	add_input(&r, "model", path_in(&r, "imp", "model.safetensors"));
+	add_input(&r, "data", data);
+	CHECK_OK(run_step(&r, &mcb_step_evaluate,
+			  "{\"role\":\"baseline\",\"kind\":\"windows\",\"format\":\"tokens\","
+			  "\"window\":10,\"stride\":5,\"mode\":\"exact\"}", "eb"), &r.e);
+	add_input(&r, "model", path_in(&r, "q", "model.safetensors"));
+	add_input(&r, "data", data);
+	add_input(&r, "baseline", path_in(&r, "eb", "logprobs.bin"));
+	CHECK_OK(run_step(&r, &mcb_step_evaluate,
+			  "{\"role\":\"compressed\",\"kind\":\"windows\",\"format\":\"tokens\","
+			  "\"window\":10,\"stride\":5,\"mode\":\"exact\"}", "ec"), &r.e);
+	base = read_json(&r, "eb", "eval.json");
+	comp = read_json(&r, "ec", "eval.json");
+	CHECK_EQ(json_integer_value(json_object_get(base, "items")), 12);
+	/* 9 targets in the first window of a sequence, then 5 new ones each,
+	 * 3 in the last: 9 + 5 + 5 + 3 = 22 = 23 - 1 */
+	CHECK_EQ(json_integer_value(json_object_get(base, "tokens")), 66);
+
+	mcb_model_init(&mb);
+	mcb_model_init(&mc);
+	CHECK_OK(mcb_model_load_ir(path_in(&r, "imp", "model.safetensors"), &mb, &e), &e);
+	CHECK_OK(mcb_model_load_ir(path_in(&r, "q", "model.safetensors"), &mc, &e), &e);
+	CHECK_OK(mcb_engine_new(&mb, &o, &eb, &e), &e);
+	CHECK_OK(mcb_engine_new(&mc, &o, &ec, &e), &e);
+	for (si = 0; si < 3 && eb && ec; si++) {
+		int begin, prev_end = 0;
+
+		for (begin = 0; begin < 22; begin += 5) {
+			int end = begin + 10 < 23 ? begin + 10 : 23, from, p, k;
+			int32_t w[10];
+			double nll = 0, kl = 0, agree = 0, n = 0;
+
+			from = prev_end - begin > 1 ? prev_end - begin : 1;
+			memcpy(w, seqs[si] + begin, (size_t)(end - begin) * sizeof(int32_t));
+			if (begin > 0)
+				w[0] = 1;
+			mcb_engine_reset(eb);
+			mcb_engine_reset(ec);
+			CHECK_OK(mcb_engine_eval(eb, w, end - begin - 1, gb, NULL, &e), &e);
+			CHECK_OK(mcb_engine_eval(ec, w, end - begin - 1, gc, NULL, &e), &e);
+			for (p = from - 1; p < end - begin - 1; p++) {
+				int ab = 0, ac = 0;
+
+				ref_lsm(gb + p * 300, 300, lb);
+				ref_lsm(gc + p * 300, 300, lc);
+				nll -= lb[w[p + 1]];
+				for (k = 0; k < 300; k++) {
+					/* the step keeps the baseline's log-probabilities as float */
+					double fb = (float)lb[k];
+
+					kl += exp(fb) * (fb - lc[k]);
+					if (lb[k] > lb[ab])
+						ab = k;
+					if (lc[k] > lc[ac])
+						ac = k;
+				}
+				agree += ab == ac;
+				n++;
+			}
+			CHECK(fabs(nll - json_number_value(json_array_get(json_object_get(base, "nll"),
+									  item))) < 1e-9 * (1 + nll));
+			CHECK(fabs(kl - json_number_value(json_array_get(json_object_get(comp, "kl"),
+									 item))) < 1e-9);
+			CHECK_EQ(json_integer_value(json_array_get(json_object_get(comp, "agree"), item)),
+				 (long long)agree);
+			CHECK_EQ(json_integer_value(json_array_get(json_object_get(comp, "count"), item)),
+				 (long long)n);
+			tot_kl += kl;
+			tot_n += n;
+			item++;
+			prev_end = end;
+			if (end == 23)
+				break;
+		}
+	}
+	CHECK_EQ(item, 12);
+
+	/* the report: mean KL is the ratio of the sums; a gate between the
+	 * point and the upper bound fails, one above it passes */
+	add_input(&r, "base.0.json", path_in(&r, "eb", "eval.json"));
+	add_input(&r, "comp.0.json", path_in(&r, "ec", "eval.json"));
+	{
+		json_t *meas = json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, "
+					 "s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}}",
+					 "host", "test", "threads", 1, "mode", "exact", "prompt_tokens",
+					 4, "decode_tokens", 4, "repeats", 1, "prompt_tokens_per_s", 1.0,
+					 "decode_tokens_per_s", 1.0, "token_ms_p50", 1.0, "token_ms_p99",
+					 1.0, "peak_rss_bytes", 1, "model", "parameters", 1000,
+					 "weight_bytes", 1000, "kv_bytes_per_pos", 10, "n_layers", 2, "dim",
+					 64, "hidden_dim", 96, "n_heads", 4, "n_kv_heads", 2, "vocab", 300,
+					 "seq_len", 32, "tied", 1);
+
+		snprintf(path, sizeof(path), "%s/measure.json", r.dir);
+		json_dump_file(meas, path, 0);
+		json_decref(meas);
+		add_input(&r, "measure.json", path);
+	}
+	{
+		char params[2048];
+		double point = tot_kl / tot_n;
+
+		snprintf(params, sizeof(params),
+			 "{\"target\":\"t\",\"model\":\"m\",\"export\":\"safetensors\","
+			 "\"quantized\":true,\"mcbuild_version\":\"test\","
+			 "\"hardware\":{\"name\":\"h\",\"kind\":\"cpu\",\"memory_gb\":1.0,"
+			 "\"bandwidth_gbs\":1.0,\"peak_tflops\":{\"fp32\":1.0}},"
+			 "\"performance\":{\"context\":0,\"batch\":1,\"prompt_tokens\":4,"
+			 "\"decode_tokens\":4,\"repeats\":1},"
+			 "\"evals\":[{\"dataset\":\"d\",\"kind\":\"windows\",\"window\":10,"
+			 "\"stride\":5}],"
+			 "\"quality\":{\"confidence\":0.95,\"bootstrap\":500,\"seed\":1,\"metrics\":["
+			 "{\"metric\":\"kl_divergence\",\"dataset\":\"d\",\"window\":10,\"stride\":5,"
+			 "\"gate\":{\"kind\":\"max\",\"value\":%.17g,\"relative\":false,"
+			 "\"text\":\"max: point\"}}]}}",
+			 point);
+		CHECK_OK(run_step(&r, &mcb_step_report, params, "rep"), &r.e);
+		rep = read_json(&r, "rep", "report.json");
+		{
+			json_t *m = json_array_get(json_object_get(json_object_get(rep, "quality"),
+								   "metrics"), 0);
+
+			CHECK(fabs(json_number_value(json_object_get(m, "point")) - point) <
+			      1e-12 * (1 + point));
+			/* the upper bound is above the point: a gate at the point fails */
+			CHECK_STR(json_string_value(json_object_get(rep, "verdict")), "failed");
+			CHECK(json_array_size(json_object_get(rep, "failures")) == 1);
+		}
+		json_decref(rep);
+	}
+	mcb_engine_free(eb);
+	mcb_engine_free(ec);
+	mcb_model_release(&mb);
+	mcb_model_release(&mc);
+	json_decref(base);
+	json_decref(comp);
+	free(lb);
+	free(lc);
+	free(gb);
+	free(gc);
+	mcb_buf_release(&r.log);
+	mcb_arena_release(&r.a);
+}
+
 static void test_synthetic(void)
 {
 	const char *dir = mcbt_tmpdir();
@@ -375,5 +587,6 @@ int main(void)
 	RUN(test_stories);
 	RUN(test_import_errors);
 	RUN(test_quantize_refusals);
+	RUN(test_evaluate_math);
 	return mcbt_done();
 }
