@@ -1375,6 +1375,48 @@ static int read_config(const struct mcb_gguf *g, const char *path, struct mcb_mo
 	return 0;
 }
 
+/*
+ * A Q8_0 tensor (blocks of {fp16 d; int8 q[32]} along each row) into the
+ * internal form's quantized representation (runtime/step_quantize.c): NAME
+ * as I8 codes [rows, cols], NAME.scale as F16 [rows, cols/32] (the blocks'
+ * d, bit for bit), and meta["quant"][NAME] a group-32 record; the values are
+ * exactly the file's, W = d * q.
+ */
+static int import_q8_0(struct mcb_model *m, const struct mcb_gguf_tensor *gt, const char *path,
+		       struct mcb_errctx *e)
+{
+	int64_t rows = (int64_t)gt->ne[1], cols = (int64_t)gt->ne[0], nb = cols / 32, r, b;
+	int64_t shape[2] = {rows, cols}, sshape[2] = {rows, nb};
+	const unsigned char *src = gt->data;
+	struct mcb_tensor *q, *sc;
+	char *sname;
+	json_t *quant;
+	int rc;
+
+	sname = mcb_arena_printf(&m->arena, "%s.scale", gt->name);
+	if ((rc = mcb_model_new_tensor(m, gt->name, MCB_DT_I8, 2, shape, &q, e)) ||
+	    (rc = mcb_model_new_tensor(m, sname, MCB_DT_F16, 2, sshape, &sc, e)))
+		return mcb_errprefix(e, "'%s'", path);
+	q = mcb_model_find(m, gt->name); /* the array may have moved */
+	for (r = 0; r < rows; r++)
+		for (b = 0; b < nb; b++) {
+			const unsigned char *blk = src + (r * nb + b) * 34;
+
+			((uint16_t *)sc->data)[r * nb + b] = (uint16_t)(blk[0] | blk[1] << 8);
+			memcpy((int8_t *)q->data + r * cols + b * 32, blk + 2, 32);
+		}
+	quant = json_object_get(m->meta, "quant");
+	if (!quant) {
+		quant = json_object();
+		json_object_set_new(m->meta, "quant", quant);
+	}
+	json_object_set_new(quant, gt->name,
+			    json_pack("{s:s, s:i, s:s, s:i, s:b, s:s}", "method", "gguf-q8_0",
+				      "bits", 8, "granularity", "group", "group_size", 32,
+				      "symmetric", 1, "scale", sname));
+	return 0;
+}
+
 int mcb_gguf_read_model(const char *path, struct mcb_model *m, struct mcb_errctx *e)
 {
 	struct mcb_buf what = MCB_BUF_INIT;
@@ -1393,11 +1435,16 @@ int mcb_gguf_read_model(const char *path, struct mcb_model *m, struct mcb_errctx
 	for (i = 0; i < g.ntensors; i++) {
 		gt = &g.tensors[i];
 		dt = mcb_dtype_from_ggml(gt->type);
+		if (dt == MCB_DT_Q8_0 && gt->n_dims == 2) {
+			if ((rc = import_q8_0(m, gt, path, e)))
+				goto fail;
+			continue;
+		}
 		if (dt != MCB_DT_F32 && dt != MCB_DT_F16 && dt != MCB_DT_BF16) {
 			rc = mcb_errf(e, MCB_EUNSUP, "'%s': tensor '%s' has type %s (ggml id %" PRIu32
-				      "); only F32, F16 and BF16 tensors can be imported", path,
-				      gt->name, dt < 0 ? "?" : mcb_dtype_info((enum mcb_dtype)dt)->name,
-				      gt->type);
+				      "); only F32, F16, BF16 and 2-D Q8_0 tensors can be imported",
+				      path, gt->name,
+				      dt < 0 ? "?" : mcb_dtype_info((enum mcb_dtype)dt)->name, gt->type);
 			goto fail;
 		}
 		for (j = 0; j < gt->n_dims; j++) /* GGUF's ne[0] is the innermost dimension */

@@ -74,10 +74,9 @@ void mcb_engine_free(struct mcb_engine *en);
 /*
  * Load a model file into an initialised, empty m for the engine, whatever
  * its format (mcb_model_detect): a llama2.c checkpoint, the internal form,
- * or GGUF, including GGUF Q8_0 tensors, which the importer
- * mcb_gguf_read_model refuses: those become the internal form's Q8_0 (X: I8
- * codes, X.scale: F16 [rows, cols/32], a group-32 record in meta["quant"]).
- * On failure m is left empty and the message names the file.
+ * or GGUF (Q8_0 tensors included: mcb_gguf_read_model imports them as the
+ * internal form's Q8_0).  On failure m is left empty and the message names
+ * the file.
  */
 int mcb_engine_load_model(const char *path, struct mcb_model *m, struct mcb_errctx *e);
 

@@ -1029,7 +1029,7 @@ static void test_read_model_errors(void)
 		CHECK_OK(mcb_gguf_add_tensor(w2, "q", 8, 1, ne, q, 68, &e), &e);
 		mcb_gguf_set_str(w2, "x.bad", "fine");
 		CHECK_OK(mcb_gguf_write(w2, path, &e), &e);
-		EXPECT(MCB_EUNSUP, "tensor 'q' has type Q8_0 (ggml id 8); only F32, F16 and BF16");
+		EXPECT(MCB_EUNSUP, "tensor 'q' has type Q8_0 (ggml id 8); only F32, F16, BF16 and 2-D Q8_0");
 		mcb_gguf_writer_free(w2);
 	}
 	/* bad passthrough JSON is reported by set_meta */
