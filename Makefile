@@ -34,7 +34,7 @@ MCB_LIBS = $(SAN) $(PKG_LIBS) -lpthread -lm $(LDFLAGS)
 # Layers (README, "Architecture"): base <- cache <- runtime <- compiler <- main.
 BASE_OBJ = $(BUILD)/runtime/err.o $(BUILD)/runtime/arena.o $(BUILD)/runtime/buf.o \
 	$(BUILD)/runtime/hash.o $(BUILD)/runtime/os.o $(BUILD)/runtime/json.o \
-	$(BUILD)/runtime/strmap.o $(BUILD)/runtime/rng.o
+	$(BUILD)/runtime/strmap.o $(BUILD)/runtime/rng.o $(BUILD)/runtime/utf8.o
 CACHE_OBJ = $(BUILD)/cache/store.o $(BUILD)/cache/action.o $(BUILD)/cache/statcache.o
 FMT_OBJ = $(BUILD)/runtime/tensor.o $(BUILD)/runtime/model.o $(BUILD)/runtime/llama2c.o \
 	$(BUILD)/runtime/gguf.o $(BUILD)/runtime/safetensors.o $(BUILD)/runtime/hf.o

@@ -120,14 +120,10 @@ static int64_t plan(const struct shape *s, struct tensor *t)
 	return n;
 }
 
-/* keys and the placeholder vocabulary (as runtime/step_export.c writes it) */
-static void set_keys(struct mcb_gguf_writer *w, const struct shape *s, int q8,
-		     struct mcb_gguf_str *toks, char *tokbuf, float *scores, int32_t *types)
+/* keys and the placeholder vocabulary (as runtime/step_export.c writes them) */
+static int set_keys(struct mcb_gguf_writer *w, const struct shape *s, int q8,
+		    struct mcb_errctx *e)
 {
-	struct mcb_gguf_value v;
-	char *p = tokbuf;
-	int64_t i;
-
 	mcb_gguf_set_str(w, "general.architecture", "llama");
 	mcb_gguf_set_str(w, "general.name", "mcbuild bench synthetic llama");
 	mcb_gguf_set_u32(w, "general.file_type", q8 ? 7 : 0);
@@ -143,37 +139,7 @@ static void set_keys(struct mcb_gguf_writer *w, const struct shape *s, int q8,
 	mcb_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
 	mcb_gguf_set_f32(w, "llama.rope.freq_base", 10000.0f);
 	mcb_gguf_set_u32(w, "llama.vocab_size", (uint32_t)s->vocab);
-	for (i = 0; i < s->vocab; i++) {
-		if (i == 0)
-			strcpy(p, "<unk>"), types[i] = 2;
-		else if (i == 1)
-			strcpy(p, "<s>"), types[i] = 3;
-		else if (i == 2)
-			strcpy(p, "</s>"), types[i] = 3;
-		else if (i < 259)
-			sprintf(p, "<0x%02X>", (unsigned)(i - 3)), types[i] = 6;
-		else
-			sprintf(p, "<tok%lld>", (long long)i), types[i] = 1;
-		toks[i].s = p;
-		toks[i].len = strlen(p);
-		p += toks[i].len + 1;
-		scores[i] = 0.0f;
-	}
-	mcb_gguf_set_str(w, "tokenizer.ggml.model", "llama");
-	v.type = MCB_GGUF_ARR;
-	v.v.arr.type = MCB_GGUF_STR;
-	v.v.arr.count = (uint64_t)s->vocab;
-	v.v.arr.data = toks;
-	mcb_gguf_set(w, "tokenizer.ggml.tokens", &v);
-	v.v.arr.type = MCB_GGUF_F32;
-	v.v.arr.data = scores;
-	mcb_gguf_set(w, "tokenizer.ggml.scores", &v);
-	v.v.arr.type = MCB_GGUF_I32;
-	v.v.arr.data = types;
-	mcb_gguf_set(w, "tokenizer.ggml.token_type", &v);
-	mcb_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-	mcb_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-	mcb_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+	return mcb_gguf_set_placeholder_vocab(w, s->vocab, e);
 }
 
 /* write path via path.tmp, F32 (q8 0) or Q8_0 2-D weights (q8 1) */
@@ -181,21 +147,20 @@ static int write_model(const char *path, const struct shape *s, struct tensor *t
 		       int q8)
 {
 	struct mcb_gguf_writer *w = mcb_gguf_writer_new();
-	struct mcb_gguf_str *toks = calloc((size_t)s->vocab, sizeof(*toks));
-	char *tokbuf = malloc((size_t)s->vocab * 16);
-	float *scores = malloc((size_t)s->vocab * sizeof(float));
-	int32_t *types = malloc((size_t)s->vocab * sizeof(int32_t));
 	struct mcb_block_q8_0 **blocks = calloc((size_t)nt, sizeof(*blocks));
 	struct mcb_errctx e;
 	char tmp[4200];
 	int64_t i, r;
 	int rc = 0;
 
-	if (!toks || !tokbuf || !scores || !types || !blocks) {
+	if (!blocks) {
 		fprintf(stderr, "bench_engine: out of memory\n");
 		return 1;
 	}
-	set_keys(w, s, q8, toks, tokbuf, scores, types);
+	if (set_keys(w, s, q8, &e)) {
+		fprintf(stderr, "bench_engine: %s\n", e.msg);
+		return 1;
+	}
 	for (i = 0; i < nt && !rc; i++) {
 		uint64_t ne[2] = {(uint64_t)t[i].cols, (uint64_t)t[i].rows};
 		uint64_t n = (uint64_t)(t[i].rows * t[i].cols);
@@ -230,7 +195,7 @@ static int write_model(const char *path, const struct shape *s, struct tensor *t
 	}
 	for (i = 0; i < nt; i++)
 		free(blocks[i]);
-	free(blocks), free(toks), free(tokbuf), free(scores), free(types);
+	free(blocks);
 	mcb_gguf_writer_free(w);
 	return rc ? 1 : 0;
 }

@@ -67,6 +67,7 @@
 #include "mcb/arena.h"
 #include "mcb/buf.h"
 #include "mcb/dataset.h"
+#include "mcb/utf8.h"
 #include "mcb/err.h"
 #include "mcb/os.h"
 #include "mcb/strmap.h"
@@ -227,41 +228,12 @@ static int is_blank(const char *s, size_t n)
 }
 
 /* Offset of the first byte of s[0..n) that is NUL or not part of a valid
- * UTF-8 sequence (no overlong forms, surrogates or values above U+10FFFF),
- * or n. */
+ * UTF-8 sequence, or n. */
 static size_t utf8_bad(const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, len, k;
-	uint32_t c;
+	const char *nul = memchr(s, '\0', n);
 
-	while (i < n) {
-		c = p[i];
-		if (c && c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			len = 2, c &= 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			len = 3, c &= 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			len = 4, c &= 0x07;
-		else
-			return i;
-		if (len > n - i)
-			return i;
-		for (k = 1; k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return i;
-			c = c << 6 | (p[i + k] & 0x3f);
-		}
-		if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-		    (len == 4 && (c < 0x10000 || c > 0x10ffff)))
-			return i;
-		i += len;
-	}
-	return n;
+	return mcb_utf8_check(s, nul ? (size_t)(nul - s) : n);
 }
 
 /* Check s[0..n) is UTF-8 text; col is the column of s[0]. */

@@ -751,6 +751,59 @@ void mcb_gguf_set(struct mcb_gguf_writer *w, const char *key, const struct mcb_g
 	w->nkv++;
 }
 
+int mcb_gguf_set_placeholder_vocab(struct mcb_gguf_writer *w, int64_t n, struct mcb_errctx *e)
+{
+	struct mcb_gguf_str *toks;
+	struct mcb_gguf_value v;
+	float *scores;
+	int32_t *types;
+	char *text;
+	int64_t i;
+
+	if (n < 259 || n > (1 << 24))
+		return mcb_errf(e, MCB_EUNSUP,
+				"a placeholder vocabulary needs 259 to 2^24 tokens, not %lld",
+				(long long)n);
+	toks = mcb_xcalloc((size_t)n, sizeof(*toks));
+	scores = mcb_xcalloc((size_t)n, sizeof(*scores));
+	types = mcb_xcalloc((size_t)n, sizeof(*types));
+	text = mcb_xmalloc((size_t)n * 16);
+	for (i = 0; i < n; i++) {
+		char *t = text + i * 16;
+
+		if (i < 3)
+			strcpy(t, i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+		else if (i < 259)
+			snprintf(t, 16, "<0x%02X>", (unsigned)(i - 3));
+		else
+			snprintf(t, 16, "<tok%lld>", (long long)i);
+		/* llama.cpp token types: 1 normal, 2 unknown, 3 control, 6 byte */
+		types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
+		toks[i].s = t;
+		toks[i].len = strlen(t);
+	}
+	mcb_gguf_set_str(w, "tokenizer.ggml.model", "llama");
+	v.type = MCB_GGUF_ARR;
+	v.v.arr.type = MCB_GGUF_STR;
+	v.v.arr.count = (uint64_t)n;
+	v.v.arr.data = toks;
+	mcb_gguf_set(w, "tokenizer.ggml.tokens", &v);
+	v.v.arr.type = MCB_GGUF_F32;
+	v.v.arr.data = scores;
+	mcb_gguf_set(w, "tokenizer.ggml.scores", &v);
+	v.v.arr.type = MCB_GGUF_I32;
+	v.v.arr.data = types;
+	mcb_gguf_set(w, "tokenizer.ggml.token_type", &v);
+	mcb_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+	mcb_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+	mcb_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+	free(toks);
+	free(scores);
+	free(types);
+	free(text);
+	return 0;
+}
+
 static int cmp_key_order(const void *a, const void *b)
 {
 	const char *x = ((const struct mcb_gguf_kv *)a)->key, *y = ((const struct mcb_gguf_kv *)b)->key;

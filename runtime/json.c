@@ -6,6 +6,7 @@
 #include "mcb/buf.h"
 #include "mcb/err.h"
 #include "mcb/json.h"
+#include "mcb/utf8.h"
 
 /*
  * Reals are printed with the fewest significant digits that read back as the
@@ -29,28 +30,6 @@ static void put_real(struct mcb_buf *out, double d)
 	mcb_buf_adds(out, tmp);
 	if (!strpbrk(tmp, ".eEni"))
 		mcb_buf_adds(out, ".0");
-}
-
-/* Decode one UTF-8 sequence (jansson strings are valid UTF-8). */
-static unsigned utf8_next(const unsigned char **p)
-{
-	const unsigned char *s = *p;
-	unsigned c = s[0];
-
-	if (c < 0x80) {
-		*p = s + 1;
-		return c;
-	}
-	if (c < 0xe0) {
-		*p = s + 2;
-		return (c & 0x1f) << 6 | (s[1] & 0x3f);
-	}
-	if (c < 0xf0) {
-		*p = s + 3;
-		return (c & 0x0f) << 12 | (s[1] & 0x3f) << 6 | (s[2] & 0x3f);
-	}
-	*p = s + 4;
-	return (c & 0x07) << 18 | (s[1] & 0x3f) << 12 | (s[2] & 0x3f) << 6 | (s[3] & 0x3f);
 }
 
 static void put_string(struct mcb_buf *out, const char *str, size_t len, int ascii)
@@ -85,7 +64,10 @@ static void put_string(struct mcb_buf *out, const char *str, size_t len, int asc
 		} else if (c < 0x80 || !ascii) {
 			mcb_buf_addc(out, (char)c), p++;
 		} else {
-			unsigned u = utf8_next(&p);
+			uint32_t u = 0xfffd;
+			size_t k = mcb_utf8_get(p, (size_t)(end - p), &u);
+
+			p += k ? k : 1; /* jansson's strings are valid UTF-8 */
 
 			if (u >= 0x10000) {
 				u -= 0x10000;

@@ -62,57 +62,14 @@ static int is_scale_tensor(const struct mcb_model *m, const char *name)
 static int write_tokenizer(struct mcb_stepctx *sc, const struct mcb_model *m,
 			   struct mcb_gguf_writer *w)
 {
-	int64_t n = m->cfg.vocab_size, i;
-	struct mcb_gguf_str *toks;
-	struct mcb_gguf_value v;
-	float *scores;
-	int32_t *types;
+	int rc = mcb_gguf_set_placeholder_vocab(w, m->cfg.vocab_size, sc->e);
 
-	if (n < 259)
-		return mcb_errf(sc->e, MCB_EUNSUP,
-				"the model has no tokenizer and its vocabulary (%lld) is too small "
-				"for a placeholder one (259)",
-				(long long)n);
-	toks = mcb_arena_array(sc->scratch, (size_t)n, sizeof(*toks));
-	scores = mcb_arena_array(sc->scratch, (size_t)n, sizeof(*scores));
-	types = mcb_arena_array(sc->scratch, (size_t)n, sizeof(*types));
-	for (i = 0; i < n; i++) {
-		const char *s;
-
-		if (i == 0)
-			s = "<unk>", types[i] = 2;
-		else if (i == 1)
-			s = "<s>", types[i] = 3;
-		else if (i == 2)
-			s = "</s>", types[i] = 3;
-		else if (i < 259)
-			s = mcb_arena_printf(sc->scratch, "<0x%02X>", (unsigned)(i - 3)),
-			types[i] = 6;
-		else
-			s = mcb_arena_printf(sc->scratch, "<tok%lld>", (long long)i), types[i] = 1;
-		toks[i].s = s;
-		toks[i].len = strlen(s);
-		scores[i] = 0.0f;
-	}
-	mcb_gguf_set_str(w, "tokenizer.ggml.model", "llama");
-	v.type = MCB_GGUF_ARR;
-	v.v.arr.type = MCB_GGUF_STR;
-	v.v.arr.count = (uint64_t)n;
-	v.v.arr.data = toks;
-	mcb_gguf_set(w, "tokenizer.ggml.tokens", &v);
-	v.v.arr.type = MCB_GGUF_F32;
-	v.v.arr.data = scores;
-	mcb_gguf_set(w, "tokenizer.ggml.scores", &v);
-	v.v.arr.type = MCB_GGUF_I32;
-	v.v.arr.data = types;
-	mcb_gguf_set(w, "tokenizer.ggml.token_type", &v);
-	mcb_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-	mcb_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-	mcb_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+	if (rc)
+		return mcb_errprefix(sc->e, "the model has no tokenizer");
 	mcb_step_log(sc,
 		     "the model has no tokenizer: wrote a placeholder %lld-token vocabulary "
 		     "(evaluate with token ids, not text)",
-		     (long long)n);
+		     (long long)m->cfg.vocab_size);
 	return 0;
 }
 

@@ -102,6 +102,7 @@
 #include "mcb/err.h"
 #include "mcb/model.h"
 #include "mcb/tokenizer.h"
+#include "mcb/utf8.h"
 
 #define MAX_TOKEN_LEN 65536u
 #define MAX_VOCAB_BYTES (1u << 28)
@@ -156,54 +157,6 @@ static size_t lead_len(unsigned char c)
 	static const unsigned char len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
 
 	return len[c >> 4];
-}
-
-/* Decode one strictly valid UTF-8 sequence (no overlong forms, surrogates or
- * values above U+10FFFF) at p[0..n).  Returns its length, or 0 when invalid. */
-static size_t utf8_get(const unsigned char *p, size_t n, uint32_t *cp)
-{
-	uint32_t c = p[0];
-	size_t len, i;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2, c &= 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3, c &= 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4, c &= 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (p[i] & 0x3f);
-	}
-	if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-	    (len == 4 && (c < 0x10000 || c > 0x10ffff)))
-		return 0;
-	*cp = c;
-	return len;
-}
-
-/* Offset of the first byte of p[0..n) that does not start a valid UTF-8
- * sequence, or n. */
-static size_t utf8_check(const char *p, size_t n)
-{
-	size_t i = 0, k;
-	uint32_t cp;
-
-	while (i < n) {
-		if (!(k = utf8_get((const unsigned char *)p + i, n - i, &cp)))
-			return i;
-		i += k;
-	}
-	return n;
 }
 
 /* Append the UTF-8 form of cp (< 0x800, all this file needs) to b. */
@@ -772,7 +725,7 @@ static int load_tokens(struct mcb_tokenizer *t, const json_t *tokens, const json
 					"tokenizer.ggml.tokens[%" PRId32 "] contains "
 					"a NUL byte",
 					id);
-		if ((bad = utf8_check(s, len)) < len)
+		if ((bad = mcb_utf8_check(s, len)) < len)
 			return mcb_errf(e, MCB_EFORMAT,
 					"tokenizer.ggml.tokens[%" PRId32 "] is not "
 					"valid UTF-8 (byte %zu)",
@@ -1402,7 +1355,7 @@ static int bpe_session(struct work *w, const char *text, size_t len)
 	    (rc = reserve(&w->cls, &w->capcls, len + 1, sizeof(*w->cls), w->e)))
 		return rc;
 	while (off < len) {
-		if (!(k = utf8_get((const unsigned char *)text + off, len - off, &c)))
+		if (!(k = mcb_utf8_get((const unsigned char *)text + off, len - off, &c)))
 			k = 1, c = UINT32_MAX;
 		w->cp[ncp] = c;
 		w->cpoff[ncp] = (uint32_t)off;
@@ -1551,7 +1504,7 @@ int mcb_tokenizer_decode(const struct mcb_tokenizer *t, const int32_t *ids, size
 			}
 		} else if (tk->type == TT_NORMAL) {
 			for (k = 0; k < tk->len; k += len1) {
-				len1 = utf8_get((const unsigned char *)s + k, tk->len - k, &c);
+				len1 = mcb_utf8_get((const unsigned char *)s + k, tk->len - k, &c);
 				if (!len1) { /* not reached: token texts are checked */
 					len1 = 1;
 					c = UINT32_MAX;

@@ -119,6 +119,14 @@ void mcb_gguf_set_str(struct mcb_gguf_writer *w, const char *key, const char *s)
  * gguf may be NULL.  Returns 0, or MCB_EFORMAT naming the first bad key.
  */
 int mcb_gguf_set_meta(struct mcb_gguf_writer *w, const struct json_t *gguf, struct mcb_errctx *e);
+/*
+ * Set a placeholder SentencePiece-style vocabulary of n tokens (n >= 259):
+ * <unk>, <s>, </s>, the 256 byte tokens <0x00>..<0xFF>, then fillers <tokN>,
+ * scores 0, BOS 1, EOS 2, UNK 0.  For models that carry no tokenizer
+ * (llama2.c checkpoints): llama.cpp loads the file and runs token ids.
+ */
+int mcb_gguf_set_placeholder_vocab(struct mcb_gguf_writer *w, int64_t n, struct mcb_errctx *e);
+
 /* Order the keys general.architecture first, then by name, so that equal
  * content gives equal files whatever order the keys were set in. */
 void mcb_gguf_sort_keys(struct mcb_gguf_writer *w);

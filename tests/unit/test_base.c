@@ -10,6 +10,7 @@
 #include "mcb/json.h"
 #include "mcb/os.h"
 #include "mcb/strmap.h"
+#include "mcb/utf8.h"
 
 static void test_errf(void)
 {
@@ -232,8 +233,27 @@ static void test_sum_line(void)
 	mcb_buf_release(&b);
 }
 
+static void test_utf8(void)
+{
+	uint32_t cp = 0;
+
+	CHECK_EQ(mcb_utf8_get((const unsigned char *)"A", 1, &cp), 1);
+	CHECK_EQ(cp, 'A');
+	CHECK_EQ(mcb_utf8_get((const unsigned char *)"\xc3\xa9", 2, &cp), 2);
+	CHECK_EQ(cp, 0xe9);
+	CHECK_EQ(mcb_utf8_get((const unsigned char *)"\xf0\x9f\x98\x80", 4, &cp), 4);
+	CHECK_EQ(cp, 0x1f600);
+	CHECK_EQ(mcb_utf8_get((const unsigned char *)"\xc0\x80", 2, &cp), 0);     /* overlong */
+	CHECK_EQ(mcb_utf8_get((const unsigned char *)"\xed\xa0\x80", 3, &cp), 0); /* surrogate */
+	CHECK_EQ(mcb_utf8_get((const unsigned char *)"\xf4\x90\x80\x80", 4, &cp), 0);
+	CHECK_EQ(mcb_utf8_get((const unsigned char *)"\xe2\x82", 2, &cp), 0);     /* cut */
+	CHECK_EQ(mcb_utf8_check("ab\xc3\xa9x\xffz", 7), 5);
+	CHECK_EQ(mcb_utf8_check("ab", 2), 2);
+}
+
 int main(void)
 {
+	RUN(test_utf8);
 	RUN(test_arena_grow);
 	RUN(test_sum_line);
 	RUN(test_strmap);
