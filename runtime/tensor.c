@@ -39,6 +39,11 @@ static const struct mcb_dtype_info dtypes[MCB_DT_COUNT] = {
 	[MCB_DT_F8_E4M3] = {"F8_E4M3", 1, 1, -1, 1},
 	[MCB_DT_F8_E5M2] = {"F8_E5M2", 1, 1, -1, 1},
 	[MCB_DT_Q8_0] = {"Q8_0", 32, 34, 8, 0},
+	/* ggml src/ggml-common.h: block_q4_0, block_q4_1, block_q4_K, block_q6_K */
+	[MCB_DT_Q4_0] = {"Q4_0", 32, 18, 2, 0},
+	[MCB_DT_Q4_1] = {"Q4_1", 32, 20, 3, 0},
+	[MCB_DT_Q4_K] = {"Q4_K", 256, 144, 12, 0},
+	[MCB_DT_Q6_K] = {"Q6_K", 256, 210, 14, 0},
 };
 
 const struct mcb_dtype_info *mcb_dtype_info(enum mcb_dtype t)

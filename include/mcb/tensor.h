@@ -31,6 +31,10 @@ enum mcb_dtype {
 	MCB_DT_F8_E5M2,
 	/* ggml block types: only found in GGUF files, never in safetensors */
 	MCB_DT_Q8_0,
+	MCB_DT_Q4_0,
+	MCB_DT_Q4_1,
+	MCB_DT_Q4_K,
+	MCB_DT_Q6_K,
 	MCB_DT_COUNT
 };
 

@@ -582,9 +582,9 @@ static void test_hostile_fields(void)
 	b_data(&b, 64);
 	REJECT(MCB_EFORMAT, "tensor data ends at byte 4398046511168 but the file has 128 bytes");
 	b_head(&b, 1, 0);
-	b_info(&b, "t", 32, 2, 0);
+	b_info(&b, "t", 32, 4, 0); /* Q4_2: removed from ggml */
 	b_data(&b, 64);
-	REJECT(MCB_EFORMAT, "tensor 't' has unknown ggml type id 2");
+	REJECT(MCB_EFORMAT, "tensor 't' has unknown ggml type id 4");
 	b_head(&b, 1, 0);
 	b_info(&b, "t", 32, 0xdeadbeef, 0);
 	b_data(&b, 64);
@@ -653,8 +653,8 @@ static void test_writer_errors(void)
 	w = mcb_gguf_writer_new();
 	CHECK_ERR(mcb_gguf_add_tensor(w, "0123456789012345678901234567890123456789012345678901234567890123",
 				      0, 1, ne, data, 32, &e), &e, MCB_EINVAL, "must be 1..63 bytes");
-	CHECK_ERR(mcb_gguf_add_tensor(w, "t", 2, 1, ne, data, 32, &e), &e, MCB_EUNSUP,
-		  "unknown ggml type id 2");
+	CHECK_ERR(mcb_gguf_add_tensor(w, "t", 4, 1, ne, data, 32, &e), &e, MCB_EUNSUP,
+		  "unknown ggml type id 4");
 	CHECK_ERR(mcb_gguf_add_tensor(w, "t", 0, 1, ne, data, 31, &e), &e, MCB_EINVAL,
 		  "31 bytes do not match");
 	CHECK_ERR(mcb_gguf_add_tensor(w, "t", 0, 5, ne, data, 32, &e), &e, MCB_EINVAL, "5 dimensions");
