@@ -30,6 +30,8 @@
 #include <assert.h>
 #include <stdint.h>
 
+#include "mcb/tensor.h"
+
 #define MCB_QK8_0 32
 
 struct mcb_block_q8_0 {
@@ -71,7 +73,7 @@ int mcb_check_finite(const float *x, int64_t n, int64_t *bad_index);
  * ggml's block formats (src/ggml-common.h, ggml-quants.c; ALGORITHMS.md 5),
  * x (k,) <-> blocks, k a multiple of the block (32 for Q4_0/Q4_1, 256 for
  * K-quants).  _ref quantizers are ggml's reference ones, bit for bit:
- *   Q4_0 {f16 d; u8 qs[16]}: d = v*/-8 (v*: the value of largest magnitude),
+ *   Q4_0 {f16 d; u8 qs[16]}: d = vmax / -8 (vmax: the value of largest magnitude),
  *        q = min(15, (int8)(x/d + 8.5)), qs[j] = q[j] | q[j+16] << 4
  *   Q4_1 {f16 d, m; u8 qs[16]}: d = (max-min)/15, m = min
  *   Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]} (make_qkx2_quants)
