@@ -1470,6 +1470,18 @@ static int import_q8_0(struct mcb_model *m, const struct mcb_gguf_tensor *gt, co
 	return 0;
 }
 
+int mcb_gguf_read_config(const char *path, struct mcb_model *m, struct mcb_errctx *e)
+{
+	struct mcb_gguf g;
+	int rc;
+
+	if ((rc = mcb_gguf_open(path, &g, e)))
+		return rc;
+	rc = read_config(&g, path, m, e);
+	mcb_gguf_close(&g);
+	return rc;
+}
+
 int mcb_gguf_read_model(const char *path, struct mcb_model *m, struct mcb_errctx *e)
 {
 	struct mcb_buf what = MCB_BUF_INIT;

@@ -258,6 +258,11 @@ out:
 	return rc;
 }
 
+int mcb_hf_read_config(const char *config_path, struct mcb_model *m, struct mcb_errctx *e)
+{
+	return read_config(config_path, m, e);
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), k = strlen(suffix);

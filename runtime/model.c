@@ -658,3 +658,33 @@ int32_t mcb_model_bos(const struct mcb_model *m)
 		return (int32_t)json_integer_value(v);
 	return 1;
 }
+
+int mcb_model_probe(const char *path, const char *format, const char *config,
+		    struct mcb_llama_config *cfg, struct mcb_errctx *e)
+{
+	enum mcb_model_format f = mcb_model_format_parse(format);
+	struct mcb_model m;
+	int rc;
+
+	if (!strcmp(format, "auto") && (f = mcb_model_detect(path, e)) == MCB_FMT_UNKNOWN)
+		return e && e->code ? e->code : MCB_EFORMAT;
+	mcb_model_init(&m);
+	switch (f) {
+	case MCB_FMT_LLAMA2C: /* cheap: the tensors are borrowed from a map */
+		rc = mcb_llama2c_read(path, &m, e);
+		break;
+	case MCB_FMT_GGUF:
+		rc = mcb_gguf_read_config(path, &m, e);
+		break;
+	case MCB_FMT_SAFETENSORS:
+		rc = config ? mcb_hf_read_config(config, &m, e)
+			    : mcb_errf(e, MCB_EINVAL, "'%s': no config.json given", path);
+		break;
+	default:
+		rc = mcb_errf(e, MCB_EINVAL, "unknown model format '%s'", format);
+	}
+	if (!rc)
+		*cfg = m.cfg;
+	mcb_model_release(&m);
+	return rc;
+}

@@ -144,6 +144,19 @@ int mcb_hf_read(const char *st_path, const char *config_path, struct mcb_model *
  * meta["gguf"]), else 1 as in llama. */
 int32_t mcb_model_bos(const struct mcb_model *m);
 
+/* Only the architecture config (m->arch, m->cfg) of a GGUF file or of a
+ * Hugging Face config.json: no tensor is read. */
+int mcb_gguf_read_config(const char *path, struct mcb_model *m, struct mcb_errctx *e);
+int mcb_hf_read_config(const char *config_path, struct mcb_model *m, struct mcb_errctx *e);
+
+/*
+ * The config of the model at path without importing it (format as in a
+ * recipe: "auto", "llama2c", "gguf", "safetensors"; config: its config.json
+ * for safetensors).  For planning steps per layer.  Errors as the importers'.
+ */
+int mcb_model_probe(const char *path, const char *format, const char *config,
+		    struct mcb_llama_config *cfg, struct mcb_errctx *e);
+
 /* Internal form (specified in runtime/model.c).  save_ir writes m to path
  * (not atomically); load_ir validates a hostile file like the importers. */
 int mcb_model_save_ir(const struct mcb_model *m, const char *path, struct mcb_errctx *e);

@@ -182,6 +182,18 @@ static void pipeline(const char *src)
 	CHECK(nq8 > 0);
 	CHECK_EQ(nf16, (size_t)orig.cfg.n_layers);
 	{
+		/* probing reads the same config without importing */
+		struct mcb_llama_config c1, c2;
+
+		CHECK_OK(mcb_model_probe(src, "auto", NULL, &c1, &e), &e);
+		CHECK(memcmp(&c1, &orig.cfg, sizeof(c1)) == 0);
+		CHECK_OK(mcb_model_probe(path_in(&r, "gguf", "model.gguf"), "gguf", NULL, &c2, &e),
+			 &e);
+		CHECK_EQ(c2.n_layers, orig.cfg.n_layers);
+		CHECK_EQ(c2.hidden_dim, orig.cfg.hidden_dim);
+		CHECK_EQ(c2.tied_embeddings, orig.cfg.tied_embeddings);
+	}
+	{
 		const struct mcb_gguf_kv *kv = mcb_gguf_find(&g, "general.file_type");
 
 		CHECK(kv && kv->val.v.u == 7);
@@ -237,6 +249,15 @@ static void pipeline(const char *src)
 		free(perm);
 		mcb_st_close(&f);
 		CHECK(mcb_os_exists(path_in(&r, "st", "config.json")));
+		{
+			struct mcb_llama_config c3;
+
+			CHECK_OK(mcb_model_probe(path_in(&r, "st", "model.safetensors"), "auto",
+						 path_in(&r, "st", "config.json"), &c3, &e),
+				 &e);
+			CHECK_EQ(c3.n_layers, orig.cfg.n_layers);
+			CHECK_EQ(c3.n_kv_heads, orig.cfg.n_kv_heads);
+		}
 	}
 
 	/* bundle: manifest lists the files with their digests */
