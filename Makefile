@@ -37,9 +37,16 @@ BASE_OBJ = $(BUILD)/runtime/err.o $(BUILD)/runtime/arena.o $(BUILD)/runtime/buf.
 	$(BUILD)/runtime/strmap.o $(BUILD)/runtime/rng.o $(BUILD)/runtime/utf8.o
 CACHE_OBJ = $(BUILD)/cache/store.o $(BUILD)/cache/action.o $(BUILD)/cache/statcache.o
 FMT_OBJ = $(BUILD)/runtime/tensor.o $(BUILD)/runtime/model.o $(BUILD)/runtime/llama2c.o \
-	$(BUILD)/runtime/gguf.o $(BUILD)/runtime/safetensors.o $(BUILD)/runtime/hf.o
-QUANT_OBJ = $(BUILD)/runtime/quant.o
+	$(BUILD)/runtime/gguf.o $(BUILD)/runtime/safetensors.o $(BUILD)/runtime/hf.o \
+	$(BUILD)/runtime/part.o
+QUANT_OBJ = $(BUILD)/runtime/quant.o $(BUILD)/runtime/quant_ggml.o $(BUILD)/runtime/qtensor.o
+# The readers of quantized checkpoints (GPTQ, AWQ, GGUF blocks) unpack with
+# the quantization kernels: formats and kernels link together.
+FMT_OBJ += $(QUANT_OBJ)
 ENGINE_OBJ = $(BUILD)/runtime/blas.o $(BUILD)/runtime/engine.o $(BUILD)/runtime/kernels.o
+# Compression algorithms (they use BLAS).
+TECH_OBJ = $(BUILD)/runtime/calib.o $(BUILD)/runtime/awq.o $(BUILD)/runtime/prune.o \
+	$(BUILD)/runtime/gptq.o
 STATS_OBJ = $(BUILD)/runtime/stats.o
 TOK_OBJ = $(BUILD)/runtime/tokenizer.o $(BUILD)/runtime/dataset.o
 REPORT_OBJ = $(BUILD)/runtime/report.o
@@ -48,12 +55,13 @@ STEP_OBJ = $(BUILD)/runtime/step.o $(BUILD)/runtime/step_import.o \
 	$(BUILD)/runtime/step_quantize.o $(BUILD)/runtime/step_export.o \
 	$(BUILD)/runtime/step_bundle.o $(BUILD)/runtime/step_sample.o \
 	$(BUILD)/runtime/step_evaluate.o $(BUILD)/runtime/step_measure.o \
-	$(BUILD)/runtime/step_report.o
+	$(BUILD)/runtime/step_report.o $(BUILD)/runtime/step_assemble.o \
+	$(BUILD)/runtime/step_calibrate.o $(BUILD)/runtime/step_prune.o $(BUILD)/runtime/wstep.o
 FRONT_OBJ = $(BUILD)/compiler/yaml.o $(BUILD)/compiler/diag.o $(BUILD)/compiler/schema.o \
 	$(BUILD)/compiler/technique.o $(BUILD)/compiler/recipe.o $(BUILD)/gen/builtin.o
 CORE_OBJ = $(BUILD)/compiler/plan.o $(BUILD)/compiler/build.o $(BUILD)/compiler/explain.o
-ALL_OBJ = $(BASE_OBJ) $(CACHE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(EVAL_OBJ) $(STEP_OBJ) $(FRONT_OBJ) \
-	$(CORE_OBJ)
+ALL_OBJ = $(BASE_OBJ) $(CACHE_OBJ) $(FMT_OBJ) $(EVAL_OBJ) $(TECH_OBJ) $(STEP_OBJ) \
+	$(FRONT_OBJ) $(CORE_OBJ)
 
 HW_YAML = recipes/hardware/gpu-nvidia.yaml recipes/hardware/cpu.yaml
 
@@ -61,14 +69,15 @@ HW_YAML = recipes/hardware/gpu-nvidia.yaml recipes/hardware/cpu.yaml
 BASE_TESTS = test_base
 CACHE_TESTS = test_store test_action test_statcache
 FMT_TESTS = test_tensor test_gguf test_safetensors test_llama2c test_model test_hf
-QUANT_TESTS = test_quant
+QUANT_TESTS = test_quant test_qtensor
 ENGINE_TESTS = test_engine
+TECH_TESTS = test_awq test_prune test_gptq
 STATS_TESTS = test_stats
 TOK_TESTS = test_tokenizer test_dataset
 REPORT_TESTS = test_report
 FRONT_TESTS = test_yaml test_diag test_schema test_recipe
-CORE_TESTS = test_plan test_steps
-UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(ENGINE_TESTS) \
+CORE_TESTS = test_plan test_steps test_calib test_export
+UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(ENGINE_TESTS) $(TECH_TESTS) \
 	$(STATS_TESTS) $(TOK_TESTS) $(REPORT_TESTS) $(FRONT_TESTS) $(CORE_TESTS)
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 HARNESS = $(BUILD)/tests/harness.o
@@ -114,6 +123,8 @@ $(QUANT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNES
 	$(CC) -o $@ $^ $(MCB_LIBS)
 $(ENGINE_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ)
 	$(CC) -o $@ $^ $(MCB_LIBS)
+$(TECH_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ) $(TECH_OBJ)
+	$(CC) -o $@ $^ $(MCB_LIBS)
 $(STATS_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(STATS_OBJ)
 	$(CC) -o $@ $^ $(MCB_LIBS)
 $(TOK_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FMT_OBJ) $(TOK_OBJ)
@@ -138,11 +149,16 @@ golden: $(BUILD)/mcbuild
 	MCB_SHARED=$(SHARED) sh tests/cli/run.sh $(BUILD)/mcbuild
 
 # Drivers the compatibility tests run next to llama.cpp.
-COMPAT_BINS = $(BUILD)/tests/tokenize_driver $(BUILD)/tests/engine_logits
+COMPAT_BINS = $(BUILD)/tests/tokenize_driver $(BUILD)/tests/engine_logits $(BUILD)/tests/test_export \
+	$(BUILD)/tests/ggml_export $(BUILD)/tests/ggml_oracle
 
-$(BUILD)/tests/engine_logits: tests/compat/engine_logits.c include/mcb/*.h $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ)
+$(BUILD)/tests/ggml_export $(BUILD)/tests/ggml_oracle: $(BUILD)/tests/%: tests/compat/%.c include/mcb/*.h $(BASE_OBJ) $(FMT_OBJ) $(ENGINE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(MCB_CFLAGS) -o $@ tests/compat/engine_logits.c $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ) $(MCB_LIBS)
+	$(CC) $(MCB_CFLAGS) -o $@ $< $(BASE_OBJ) $(FMT_OBJ) $(ENGINE_OBJ) $(MCB_LIBS)
+
+$(BUILD)/tests/engine_logits: tests/compat/engine_logits.c include/mcb/*.h $(BASE_OBJ) $(FMT_OBJ) $(ENGINE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -o $@ tests/compat/engine_logits.c $(BASE_OBJ) $(FMT_OBJ) $(ENGINE_OBJ) $(MCB_LIBS)
 
 $(BUILD)/tests/tokenize_driver: tests/compat/tokenize_driver.c include/mcb/*.h $(BASE_OBJ) $(FMT_OBJ) $(TOK_OBJ)
 	@mkdir -p $(@D)
@@ -169,19 +185,25 @@ check:
 		SAN='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' \
 		unit golden
 
-BENCH_BINS = $(BUILD)/bench/bench_hash $(BUILD)/bench/bench_quant $(BUILD)/bench/bench_engine
+BENCH_BINS = $(BUILD)/bench/bench_hash $(BUILD)/bench/bench_quant $(BUILD)/bench/bench_engine \
+	$(BUILD)/bench/bench_gptq $(BUILD)/bench/bench_hessian
+TECH_LINK = $(BASE_OBJ) $(FMT_OBJ) $(ENGINE_OBJ) $(TECH_OBJ)
 
-$(BUILD)/bench/bench_engine: bench/bench_engine.c include/mcb/*.h $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ)
+$(BUILD)/bench/bench_gptq $(BUILD)/bench/bench_hessian: $(BUILD)/bench/%: bench/%.c include/mcb/*.h $(TECH_LINK)
 	@mkdir -p $(@D)
-	$(CC) $(MCB_CFLAGS) -o $@ bench/bench_engine.c $(BASE_OBJ) $(FMT_OBJ) $(QUANT_OBJ) $(ENGINE_OBJ) $(MCB_LIBS)
+	$(CC) $(MCB_CFLAGS) -o $@ $< $(TECH_LINK) $(MCB_LIBS)
+
+$(BUILD)/bench/bench_engine: bench/bench_engine.c include/mcb/*.h $(BASE_OBJ) $(FMT_OBJ) $(ENGINE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(MCB_CFLAGS) -o $@ bench/bench_engine.c $(BASE_OBJ) $(FMT_OBJ) $(ENGINE_OBJ) $(MCB_LIBS)
 
 $(BUILD)/bench/bench_hash: bench/bench_hash.c $(BASE_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(MCB_CFLAGS) -o $@ bench/bench_hash.c $(BASE_OBJ) $(MCB_LIBS)
 
-$(BUILD)/bench/bench_quant: bench/bench_quant.c include/mcb/quant.h $(QUANT_OBJ)
+$(BUILD)/bench/bench_quant: bench/bench_quant.c include/mcb/quant.h $(BASE_OBJ) $(FMT_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(MCB_CFLAGS) -o $@ bench/bench_quant.c $(QUANT_OBJ) $(MCB_LIBS)
+	$(CC) $(MCB_CFLAGS) -o $@ bench/bench_quant.c $(BASE_OBJ) $(FMT_OBJ) $(MCB_LIBS)
 
 bench: $(BUILD)/mcbuild $(BENCH_BINS)
 	MCB_SHARED=$(SHARED) sh bench/run.sh $(BUILD)

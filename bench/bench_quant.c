@@ -7,13 +7,21 @@
  * memory.  Rows are split evenly across THREADS pthreads for every kernel:
  *   memcpy            W -> a buffer of the same size
  *   rtn_int8_channel  mcb_rtn_int8_channel: W -> int8 (rows, cols) + scales
+ *   rtn_int4_g128     mcb_intq_rtn, 4 bits, groups of 128, asymmetric, fp16
+ *                     scales (AWQ/GPTQ checkpoint style): W -> one code per
+ *                     byte (rows, cols) + scales and zeros (rows, cols/128)
+ *   rtn_int4_g128_sym the same, symmetric
  *   q8_0              mcb_quantize_row_q8_0 per row: W -> blocks
+ *   q4_0              mcb_quantize_row_q4_0 per row: W -> blocks, when
+ *                     runtime/quant_ggml.c is linked in (a weak reference:
+ *                     otherwise reported as not linked)
  *   q8_0_ref          the scalar oracle, for scale (one repetition)
  * Throughput is input bytes (the fp32 weights) per second, in GB/s (1e9
  * bytes); each kernel runs once to fault in its output pages, then the best
- * of REPS timed runs is reported with its ratio to memcpy.  The quantizers'
- * target is >= 0.5x memcpy (they read the same bytes and write a quarter).
- * Exit status 0; 1 on bad arguments or allocation failure.
+ * of ROUNDS timed runs is reported with its ratio to memcpy.  The
+ * quantizers' target is >= 0.5x memcpy (they read the same bytes and write
+ * a quarter or less).  Exit status 0; 1 on bad arguments or allocation
+ * failure.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -24,21 +32,30 @@
 
 #include "mcb/quant.h"
 
-#define COLS 16384
-#define ROUNDS 7
-#define NKERNELS 4
-#define MAX_THREADS 64
+/* Q4_0 comes from runtime/quant_ggml.c, which this benchmark may be linked
+ * without: a weak reference is NULL then. */
+#pragma weak mcb_quantize_row_q4_0
 
-enum kernel { K_MEMCPY, K_RTN, K_Q8_0, K_Q8_0_REF, K_FILL };
+#define COLS 16384
+#define GROUP 128
+#define ROUNDS 7
+#define NKERNELS 7
+#define MAX_THREADS 64
+#define Q4_0_BLOCK 18 /* bytes per 32 weights: f16 d, 16 bytes of nibbles */
+
+enum kernel { K_MEMCPY, K_RTN, K_INT4, K_INT4_SYM, K_Q8_0, K_Q4_0, K_Q8_0_REF, K_FILL };
 
 struct job {
 	enum kernel k;
 	int64_t r0, r1;            /* rows [r0, r1) */
 	const float *w;            /* (rows, COLS) */
 	float *copy;               /* (rows, COLS) memcpy destination */
-	int8_t *q;                 /* (rows, COLS) RTN codes */
+	int8_t *q;                 /* (rows, COLS) RTN codes (int8 and int4 alike) */
 	float *scale;              /* (rows,) RTN scales */
+	float *gscale;             /* (rows, COLS/GROUP) int4 scales */
+	uint8_t *gzero;            /* (rows, COLS/GROUP) int4 zeros */
 	struct mcb_block_q8_0 *blk; /* (rows, COLS/32) */
+	unsigned char *blk4;       /* (rows, COLS/32) Q4_0 blocks */
 	float *fill;               /* K_FILL: the weights being generated */
 };
 
@@ -74,6 +91,7 @@ static void fill_rows(float *w, int64_t r0, int64_t r1)
 
 static void *run_job(void *arg)
 {
+	static const struct mcb_intq_params asym4 = {4, GROUP, 0, 1}, sym4 = {4, GROUP, 1, 1};
 	struct job *j = arg;
 	int64_t r, n = j->r1 - j->r0;
 
@@ -85,9 +103,20 @@ static void *run_job(void *arg)
 		mcb_rtn_int8_channel(j->w + j->r0 * COLS, n, COLS, j->q + j->r0 * COLS,
 				     j->scale + j->r0);
 		break;
+	case K_INT4:
+	case K_INT4_SYM:
+		mcb_intq_rtn(j->w + j->r0 * COLS, n, COLS, j->k == K_INT4 ? &asym4 : &sym4,
+			     (uint8_t *)j->q + j->r0 * COLS, j->gscale + j->r0 * (COLS / GROUP),
+			     j->gzero + j->r0 * (COLS / GROUP));
+		break;
 	case K_Q8_0:
 		for (r = j->r0; r < j->r1; r++)
 			mcb_quantize_row_q8_0(j->w + r * COLS, j->blk + r * (COLS / MCB_QK8_0), COLS);
+		break;
+	case K_Q4_0:
+		for (r = j->r0; r < j->r1; r++)
+			mcb_quantize_row_q4_0(j->w + r * COLS, j->blk4 + r * (COLS / 32) * Q4_0_BLOCK,
+					      COLS);
 		break;
 	case K_Q8_0_REF:
 		for (r = j->r0; r < j->r1; r++)
@@ -137,10 +166,15 @@ int main(int argc, char **argv)
 		enum kernel k;
 		const char *name;
 		int rounds;
-	} ks[NKERNELS] = {{K_MEMCPY, "memcpy", ROUNDS},
-			  {K_RTN, "rtn_int8_channel", ROUNDS},
-			  {K_Q8_0, "q8_0", ROUNDS},
-			  {K_Q8_0_REF, "q8_0_ref (scalar)", 1}};
+		int target; /* a quantizer with the 0.5x memcpy target */
+	} ks[NKERNELS] = {{K_MEMCPY, "memcpy", ROUNDS, 0},
+			  {K_RTN, "rtn_int8_channel", ROUNDS, 1},
+			  {K_INT4, "rtn_int4_g128", ROUNDS, 1},
+			  {K_INT4_SYM, "rtn_int4_g128_sym", ROUNDS, 1},
+			  {K_Q8_0, "q8_0", ROUNDS, 1},
+			  {K_Q4_0, "q4_0", ROUNDS, 1},
+			  {K_Q8_0_REF, "q8_0_ref (scalar)", 1, 0}};
+	int have[NKERNELS];
 	int i, round;
 
 	if (argc > 3 || mib < 1 || mib > 65536 || nt < 1 || nt > MAX_THREADS) {
@@ -158,9 +192,13 @@ int main(int argc, char **argv)
 	tmpl.q = malloc((size_t)rows * COLS);
 	tmpl.scale = malloc((size_t)rows * sizeof(float));
 	tmpl.blk = malloc((size_t)rows * (COLS / MCB_QK8_0) * sizeof(struct mcb_block_q8_0));
-	if (!w || !tmpl.copy || !tmpl.q || !tmpl.scale || !tmpl.blk) {
+	tmpl.gscale = malloc((size_t)rows * (COLS / GROUP) * sizeof(float));
+	tmpl.gzero = malloc((size_t)rows * (COLS / GROUP));
+	tmpl.blk4 = malloc((size_t)rows * (COLS / 32) * Q4_0_BLOCK);
+	if (!w || !tmpl.copy || !tmpl.q || !tmpl.scale || !tmpl.blk || !tmpl.gscale ||
+	    !tmpl.gzero || !tmpl.blk4) {
 		fprintf(stderr, "bench_quant: cannot allocate %.2f GB of buffers\n",
-			(bytes * 2.5 + 1) / 1e9);
+			(bytes * 2.7 + 1) / 1e9);
 		return 1;
 	}
 	tmpl.fill = w;
@@ -170,20 +208,27 @@ int main(int argc, char **argv)
 	printf("bench_quant: W (%lld, %d) fp32 = %.3f GiB, %d threads\n", (long long)rows, COLS,
 	       bytes / (1 << 30), nt);
 	for (i = 0; i < NKERNELS; i++) {
-		run(ks[i].k, &tmpl, rows, nt); /* fault in the output pages, warm up */
+		have[i] = ks[i].k != K_Q4_0 || mcb_quantize_row_q4_0 != NULL;
+		if (have[i])
+			run(ks[i].k, &tmpl, rows, nt); /* fault in the output pages, warm up */
 		best[i] = 1e30;
 	}
 	for (round = 0; round < ROUNDS; round++)
 		for (i = 0; i < NKERNELS; i++) {
-			if (round >= ks[i].rounds)
+			if (round >= ks[i].rounds || !have[i])
 				continue;
 			t = run(ks[i].k, &tmpl, rows, nt);
 			if (t < best[i])
 				best[i] = t;
 		}
 	for (i = 0; i < NKERNELS; i++) {
+		if (!have[i]) {
+			printf("  %-20s not linked (runtime/quant_ggml.c is not built in)\n",
+			       ks[i].name);
+			continue;
+		}
 		printf("  %-20s %7.2f GB/s  (%.3f s)", ks[i].name, bytes / best[i] / 1e9, best[i]);
-		if (i > 0 && i < NKERNELS - 1) /* the quantizers: target >= 0.5x */
+		if (ks[i].target)
 			printf("  %.2fx memcpy (target 0.5: %s)", best[0] / best[i],
 			       best[0] / best[i] >= 0.5 ? "ok" : "BELOW");
 		else if (i > 0)
@@ -195,5 +240,8 @@ int main(int argc, char **argv)
 	free(tmpl.q);
 	free(tmpl.scale);
 	free(tmpl.blk);
+	free(tmpl.gscale);
+	free(tmpl.gzero);
+	free(tmpl.blk4);
 	return 0;
 }

@@ -557,6 +557,36 @@ static void child_write(int fd, const char *p, size_t n)
 	(void)mcb_os_write_all(fd, p, n);
 }
 
+/*
+ * The decompressed content of a cache blob, shared by every step of this
+ * build that reads it: a per-layer plan has dozens of steps reading the same
+ * model, which is then decompressed and verified once, not once per step.
+ * The file is <tmpdir>/blobs-<build pid>/<hex>, written under a temporary
+ * name and renamed into place (two steps racing write the same bytes); the
+ * build removes the directory when it ends, remove_stale_scratch when a
+ * killed build left it.  Steps only read their inputs.
+ */
+static char *shared_blob(struct mcb_build *b, struct mcb_arena *a, const struct mcb_digest *d,
+			 int *rc, struct mcb_errctx *e)
+{
+	char hex[MCB_HEX_LEN + 1], *path, *tmp;
+
+	mcb_digest_hex(d, hex);
+	path = mcb_path_join(a, b->blobdir, hex);
+	*rc = 0;
+	if (mcb_os_exists(path))
+		return path;
+	tmp = mcb_arena_printf(a, "%s.tmp-%ld", path, (long)getpid());
+	if ((*rc = mcb_os_mkdirs(b->blobdir, e)) ||
+	    (*rc = mcb_store_get_file(b->store, d, tmp, e)))
+		return path;
+	if (rename(tmp, path)) {
+		*rc = mcb_errf(e, MCB_EIO, "cannot rename '%s': %s", tmp, strerror(errno));
+		unlink(tmp);
+	}
+	return path;
+}
+
 /* Runs in the child process; never returns. */
 static void run_child(struct mcb_build *b, struct mcb_plan_step *s, int fd)
 {
@@ -565,7 +595,7 @@ static void run_child(struct mcb_build *b, struct mcb_plan_step *s, int fd)
 	struct mcb_buf log = MCB_BUF_INIT;
 	struct mcb_errctx e;
 	struct mcb_arena a;
-	char hex[MCB_HEX_LEN + 1], *dir, *indir, *outdir;
+	char hex[MCB_HEX_LEN + 1], *dir, *outdir;
 	int rc = 0, code = EXIT_STEP_FAILED;
 	size_t i;
 
@@ -573,11 +603,8 @@ static void run_child(struct mcb_build *b, struct mcb_plan_step *s, int fd)
 	mcb_errclear(&e);
 	mcb_digest_hex(&s->key, hex);
 	dir = mcb_arena_printf(&a, "%s/%.16s-%ld", b->tmpdir, hex, (long)getpid());
-	indir = mcb_path_join(&a, dir, "in");
 	outdir = mcb_path_join(&a, dir, "out");
-	rc = mcb_os_mkdirs(indir, &e);
-	if (!rc)
-		rc = mcb_os_mkdirs(outdir, &e);
+	rc = mcb_os_mkdirs(outdir, &e);
 	in = mcb_arena_array(&a, s->ndeps + 1, sizeof(*in));
 	for (i = 0; i < s->ndeps && !rc; i++) {
 		const struct mcb_plan_dep *d = &s->deps[i];
@@ -590,8 +617,7 @@ static void run_child(struct mcb_build *b, struct mcb_plan_step *s, int fd)
 		} else if (s->kind->wants && !s->kind->wants(d->slot)) {
 			in[i].path = NULL; /* digest and size are all it needs */
 		} else {
-			in[i].path = mcb_path_join(&a, indir, d->slot);
-			rc = mcb_store_get_file(b->store, &s->in_digest[i], in[i].path, &e);
+			in[i].path = shared_blob(b, &a, &s->in_digest[i], &rc, &e);
 			if (rc == MCB_ECORRUPT || rc == MCB_ENOENT) {
 				char line[MCB_HEX_LEN + 2];
 
@@ -1178,6 +1204,7 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 		goto out;
 	}
 	remove_stale_scratch(b->tmpdir);
+	b->blobdir = mcb_arena_printf(b->arena, "%s/blobs-%ld", b->tmpdir, (long)getpid());
 	sc.jobs = mcb_xcalloc((size_t)b->opts.jobs, sizeof(*sc.jobs));
 	/* Count as work every step that the cache cannot answer now. */
 	sc.total = p->nsteps;
@@ -1245,6 +1272,8 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 		mcb_buf_release(&sc.jobs[i].out);
 	free(sc.jobs);
 	free(sc.current);
+	if (mcb_os_exists(b->blobdir))
+		(void)mcb_os_rmtree(b->blobdir, NULL);
 out:
 	if (b->opts.tty && sc.started)
 		fputc('\n', b->out), sc.status_shown = 0;

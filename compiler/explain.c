@@ -183,6 +183,9 @@ static void clause(struct mcb_buf *out, const char *fmt, ...)
 }
 
 #define MAX_SHOWN 40
+/* Parameter paths are built with SEP between members (tensor names hold
+ * dots) and shown with '.'. */
+#define SEP "\037"
 
 /* v's canonical text, or NULL when longer than MAX_SHOWN (callers then say
  * only that it changed). */
@@ -209,7 +212,7 @@ static void diff_child(const char *prefix, const char *key, size_t idx, const js
 	struct mcb_buf path = MCB_BUF_INIT;
 
 	if (key)
-		mcb_buf_printf(&path, "%s%s%s", prefix, prefix[0] ? "." : "", key);
+		mcb_buf_printf(&path, "%s%s%s", prefix, prefix[0] ? SEP : "", key);
 	else
 		mcb_buf_printf(&path, "%s[%zu]", prefix, idx);
 	diff_value(path.data, a, b, out, ignore);
@@ -251,19 +254,116 @@ static void diff_value(const char *path, const json_t *a, const json_t *b, struc
 		char *sa = shown(a), *sb = shown(b);
 
 		if (sa && sb)
-			clause(out, "parameter %s: %s -> %s", path, sa, sb);
+			mcb_buf_printf(out, "parameter %s: %s -> %s\n", path, sa, sb);
 		else
-			clause(out, "parameter %s changed", path);
+			mcb_buf_printf(out, "parameter %s changed\n", path);
 		free(sa);
 		free(sb);
 	}
+}
+
+/*
+ * Clauses of the parameter diff (SEP-separated paths) into out: changes
+ * that differ only in one member's name (the same change to seven tensors of
+ * a layer) read as one clause with '*' and a count:
+ * "parameter tensors.*.group_size: 0 -> 128 (7 entries)".
+ */
+struct pclause {
+	char *text;  /* "parameter PATH: ..." */
+	char **comp; /* path components */
+	size_t ncomp;
+	const char *rest; /* after the path */
+	int done;
+};
+
+static void split_clause(struct pclause *c)
+{
+	char *p = c->text + strlen("parameter "), *end = p + strcspn(p, ": ");
+
+	c->rest = mcb_xstrdup(end);
+	*end = '\0';
+	c->comp = NULL;
+	c->ncomp = 0;
+	for (;;) {
+		size_t n = strcspn(p, SEP);
+
+		c->comp = mcb_xrealloc(c->comp, (c->ncomp + 1) * sizeof(*c->comp));
+		c->comp[c->ncomp++] = p;
+		if (!p[n])
+			break;
+		p[n] = '\0';
+		p += n + 1;
+	}
+}
+
+/* Do a and b differ in component k only? */
+static int differ_only_at(const struct pclause *a, const struct pclause *b, size_t k)
+{
+	size_t i;
+
+	if (a->ncomp != b->ncomp || strcmp(a->rest, b->rest))
+		return 0;
+	for (i = 0; i < a->ncomp; i++)
+		if ((i == k) == !strcmp(a->comp[i], b->comp[i]))
+			return 0;
+	return 1;
+}
+
+static void emit_params(struct mcb_buf *params, struct mcb_buf *out)
+{
+	struct pclause *v = NULL;
+	size_t n = 0, i, j, k;
+	char *p = params->data;
+
+	while (p && *p) {
+		size_t len = strcspn(p, "\n");
+
+		v = mcb_xrealloc(v, (n + 1) * sizeof(*v));
+		v[n].text = mcb_xmalloc(len + 1);
+		memcpy(v[n].text, p, len);
+		v[n].text[len] = '\0';
+		v[n].done = 0;
+		split_clause(&v[n]);
+		n++;
+		p += len + (p[len] == '\n');
+	}
+	for (i = 0; i < n; i++) {
+		size_t same = 1, at = 0;
+
+		if (v[i].done)
+			continue;
+		for (k = 0; k < v[i].ncomp && same == 1; k++) {
+			for (j = i + 1; j < n; j++)
+				same += !v[j].done && differ_only_at(&v[i], &v[j], k);
+			at = k;
+		}
+		if (out->len)
+			mcb_buf_adds(out, "; ");
+		mcb_buf_adds(out, "parameter ");
+		for (k = 0; k < v[i].ncomp; k++)
+			mcb_buf_printf(out, "%s%s", k ? "." : "",
+				       same > 1 && k == at ? "*" : v[i].comp[k]);
+		mcb_buf_adds(out, v[i].rest);
+		if (same > 1) {
+			mcb_buf_printf(out, " (%zu entries)", same);
+			for (j = i + 1; j < n; j++)
+				if (!v[j].done && differ_only_at(&v[i], &v[j], at))
+					v[j].done = 1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		free(v[i].text);
+		free(v[i].comp);
+		free((char *)v[i].rest);
+	}
+	free(v);
 }
 
 void mcb_explain_why(const char *old, const char *new_enc, const char *const *ignore,
 		     struct mcb_buf *out)
 {
 	json_t *a, *b, *ia, *ib, *va, *vb;
-	struct mcb_buf mine = MCB_BUF_INIT;
+	struct mcb_buf mine = MCB_BUF_INIT, params = MCB_BUF_INIT;
 	const char *key;
 
 	if (!old) {
@@ -283,7 +383,8 @@ void mcb_explain_why(const char *old, const char *new_enc, const char *const *ig
 		       json_string_value(json_object_get(b, "kind")),
 		       (long long)json_integer_value(json_object_get(a, "version")),
 		       (long long)json_integer_value(json_object_get(b, "version")));
-	diff_value("", json_object_get(a, "params"), json_object_get(b, "params"), &mine, ignore);
+	diff_value("", json_object_get(a, "params"), json_object_get(b, "params"), &params, ignore);
+	emit_params(&params, &mine);
 	ia = json_object_get(a, "inputs");
 	ib = json_object_get(b, "inputs");
 	json_object_foreach (ib, key, vb) {
@@ -302,6 +403,7 @@ void mcb_explain_why(const char *old, const char *new_enc, const char *const *ig
 	mcb_buf_add(out, mine.data, mine.len);
 out:
 	mcb_buf_release(&mine);
+	mcb_buf_release(&params);
 	json_decref(a);
 	json_decref(b);
 }

@@ -338,6 +338,7 @@ int main(int argc, char **argv)
 	const char *env;
 	size_t ntargets = 0, i;
 	int rc, warning, exitcode = EXIT_OK;
+	size_t unplanned = 0;
 	int64_t t_start, t_load = 0, t_plan = 0, t_open = 0, t_build = 0;
 	struct cli c;
 
@@ -440,7 +441,21 @@ int main(int argc, char **argv)
 		goto out_ws;
 	}
 	t_load = mcb_os_now_ns();
-	mcb_plan_build(&plan, &a, targets, ntargets, &e);
+	{
+		struct mcb_diags pd;
+
+		mcb_diags_init(&pd);
+		rc = mcb_plan_build(&plan, &a, targets, ntargets, &pd);
+		mcb_diags_print(&pd, stderr);
+		mcb_diags_release(&pd);
+		if (rc) {
+			/* as a failed step: stop, or with -k build what could be planned */
+			exitcode = EXIT_FAIL;
+			unplanned = ntargets - plan.ntargets;
+			if (!c.keep_going || !plan.ntargets || strcmp(c.cmd, "build"))
+				goto out_plan;
+		}
+	}
 	t_plan = mcb_os_now_ns();
 	if (!strcmp(c.cmd, "graph")) {
 		mcb_plan_dot(&plan, stdout);
@@ -496,7 +511,8 @@ int main(int argc, char **argv)
 	if (c.what && !strcmp(c.what, "keys")) {
 		fclose(b.out);
 		print_steps(&plan, 1);
-	} else if (rc == 0 && (c.dry_run ? b.nwould == 0 : b.nran == 0 && b.ninstalled == 0)) {
+	} else if (rc == 0 && !unplanned &&
+		   (c.dry_run ? b.nwould == 0 : b.nran == 0 && b.ninstalled == 0)) {
 		printf("mcbuild: no work to do.\n");
 	}
 	if (!c.dry_run && !c.what) {
@@ -530,6 +546,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "mcbuild: error: %s\n", b.failure[0] ? b.failure : e.msg);
 		exitcode = EXIT_FAIL;
 	}
+	if (unplanned)
+		fprintf(stderr, "mcbuild: error: %zu target%s could not be planned (errors above)\n",
+			unplanned, unplanned == 1 ? "" : "s");
 out_plan:
 	mcb_plan_release(&plan);
 out_ws:

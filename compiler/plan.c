@@ -6,6 +6,9 @@
  * and equal identities are one node.  Identity is not the action key: keys
  * need the input digests, which the scheduler learns only as producers finish.
  */
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +18,7 @@
 #include "mcb/buf.h"
 #include "mcb/err.h"
 #include "mcb/json.h"
+#include "mcb/model.h"
 #include "mcb/os.h"
 #include "mcb/plan.h"
 #include "mcb/recipe.h"
@@ -25,7 +29,9 @@
 struct planner {
 	struct mcb_plan *p;
 	struct mcb_arena *a;
+	struct mcb_diags *d;
 	struct mcb_strmap interned; /* identity -> struct mcb_plan_step * */
+	struct mcb_strmap configs;  /* model name -> struct mcb_llama_config * */
 	const char *host;           /* CPU model, read on first need */
 };
 
@@ -131,16 +137,25 @@ static struct mcb_plan_step *intern(struct planner *pl, const char *kindname, js
 static const char *const model_out[] = {"model.safetensors"};
 static const char *const gguf_out[] = {"model.gguf"};
 static const char *const st_out[] = {"config.json", "model.safetensors"};
+static const char *const gptq_out[] = {"config.json", "model.safetensors", "quantize_config.json"};
 static const char *const bundle_out[] = {"manifest.json"};
+
+/* A Hugging Face model: model.safetensors with its config.json. */
+static int is_safetensors_decl(const struct mcb_model_decl *md)
+{
+	size_t n = strlen(md->path);
+
+	return !strcmp(md->format, "safetensors") ||
+	       (!strcmp(md->format, "auto") && n > 12 &&
+		!strcmp(md->path + n - 12, ".safetensors"));
+}
 
 static struct mcb_plan_step *plan_import(struct planner *pl, const struct mcb_model_decl *md)
 {
 	struct mcb_plan_dep deps[2];
 	size_t nd = 0;
 	const char *path = md->path;
-	size_t n = strlen(path);
-	int st = !strcmp(md->format, "safetensors") ||
-		 (!strcmp(md->format, "auto") && n > 12 && !strcmp(path + n - 12, ".safetensors"));
+	int st = is_safetensors_decl(md);
 
 	memset(deps, 0, sizeof(deps));
 	deps[nd].slot = "source";
@@ -162,57 +177,630 @@ static struct mcb_plan_step *plan_import(struct planner *pl, const struct mcb_mo
 		      mcb_arena_printf(pl->a, "import %s", md->name), model_out, 1);
 }
 
-/* Fill format-dependent defaults: granularity auto is Q8_0 groups for gguf,
- * per channel elsewhere. */
-static json_t *resolve_quantize(const json_t *params, const char *format)
-{
-	json_t *q = json_deep_copy(params);
-	const char *g = mcb_param_str(q, "granularity", "auto");
+/* ---- techniques: per-layer steps ------------------------------------------
+ *
+ * A technique that changes weights (quantize, prune) runs as one step per
+ * group of tensors: "blk.L" (the seven linear weights of layer L, which share
+ * its calibration statistics and, for AWQ and SmoothQuant, the scales folded
+ * between them) and "globals" (token_embd.weight, output.weight).  A step's
+ * parameters name each tensor it changes with that tensor's own resolved
+ * parameters (overrides applied), so a recipe change that touches one layer
+ * changes that layer's step only.  Each writes part.safetensors holding its
+ * group's tensors; the next technique of the stack reads that part, and an
+ * assemble step puts the last parts into the base model.
+ */
 
-	if (!strcmp(g, "auto"))
-		json_object_set_new(q, "granularity",
-				    json_string(!strcmp(format, "gguf") ? "group" : "channel"));
-	if (!strcmp(mcb_param_str(q, "granularity", ""), "channel"))
-		json_object_set_new(q, "group_size", json_integer(0));
-	return q;
+static const char *const part_out[] = {"part.safetensors"};
+
+static struct mcb_plan_dep data_dep(struct planner *pl, const struct mcb_dataset_decl *ds);
+
+/* The linear weights of a layer, as in llama.cpp's GGUF names. */
+static const char *const layer_weights[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+					    "ffn_gate", "ffn_up", "ffn_down"};
+#define NLAYER_WEIGHTS (sizeof(layer_weights) / sizeof(layer_weights[0]))
+
+/* The config of md's model, read from the file once per model; NULL after
+ * reporting why it cannot be read. */
+static const struct mcb_llama_config *model_config(struct planner *pl,
+						   const struct mcb_model_decl *md)
+{
+	struct mcb_llama_config *cfg = mcb_strmap_get(&pl->configs, md->name);
+	struct mcb_errctx e;
+	const char *config = md->config;
+
+	if (cfg)
+		return cfg;
+	cfg = mcb_arena_alloc(pl->a, sizeof(*cfg));
+	if (!config && is_safetensors_decl(md))
+		config = mcb_path_join(pl->a, mcb_path_dir(pl->a, md->path), "config.json");
+	if (mcb_model_probe(md->path, is_safetensors_decl(md) ? "safetensors" : md->format, config,
+			    cfg, &e)) {
+		mcb_diag_error(pl->d, &md->loc, "model '%s': %s", md->name, e.msg);
+		return NULL;
+	}
+	mcb_strmap_put(&pl->configs, md->name, cfg);
+	return cfg;
 }
 
-static struct mcb_plan_step *plan_technique(struct planner *pl, const struct mcb_target *t,
-					    size_t i, struct mcb_plan_step *prev)
+/* Does override pattern pat ('*' matches any run of characters) name the
+ * tensor, with or without its ".weight" suffix? */
+static int pattern_matches(const char *pat, const char *name)
 {
-	const struct mcb_stack_entry *se = &t->scheme->stack[i];
-	struct mcb_plan_dep dep;
-	json_t *params;
-	const char *desc;
+	size_t n = strlen(name);
+	char stem[256];
 
-	if (strcmp(se->tech->name, "quantize"))
-		mcb_die("internal error: no lowering for technique '%s'", se->tech->name);
-	params = resolve_quantize(se->params, t->export_format);
-	if (!strcmp(mcb_param_str(params, "granularity", ""), "channel"))
-		desc = mcb_arena_printf(pl->a, "quantize %s w%lld per-channel %s",
-					mcb_param_str(params, "method", "?"),
-					(long long)mcb_param_int(params, "bits", 0),
-					t->model->name);
-	else
-		desc = mcb_arena_printf(
-			pl->a, "quantize %s w%lld g%lld %s", mcb_param_str(params, "method", "?"),
-			(long long)mcb_param_int(params, "bits", 0),
-			(long long)mcb_param_int(params, "group_size", 0), t->model->name);
-	memset(&dep, 0, sizeof(dep));
-	dep.slot = "model";
-	dep.from = prev;
-	dep.output = "model.safetensors";
-	return intern(pl, "quantize", params, &dep, 1,
-		      mcb_arena_printf(pl->a, "quantize %s %s#%zu %s", t->model->name,
-				       t->scheme->name, i, t->export_format),
-		      desc, model_out, 1);
+	if (!fnmatch(pat, name, 0))
+		return 1;
+	if (n > 7 && n - 7 < sizeof(stem) && !strcmp(name + n - 7, ".weight")) {
+		memcpy(stem, name, n - 7);
+		stem[n - 7] = '\0';
+		return !fnmatch(pat, stem, 0);
+	}
+	return 0;
 }
 
+/* The technique's parameters for one tensor: its own, then every override
+ * whose pattern names the tensor, in the order written (a later one wins).
+ * Patterns used are marked in used.  A new reference without "overrides". */
+static json_t *tensor_params(const json_t *tp, const char *name, json_t *used)
+{
+	json_t *m = json_deep_copy(tp), *v;
+	const char *pat;
+
+	json_object_del(m, "overrides");
+	json_object_foreach (json_object_get(tp, "overrides"), pat, v) {
+		if (!pattern_matches(pat, name))
+			continue;
+		json_object_update(m, v);
+		/* granularity and group_size go together: an override of one
+		 * decides the other */
+		if (json_object_get(v, "granularity") && !json_object_get(v, "group_size"))
+			json_object_set_new(m, "group_size", json_integer(0));
+		if (json_integer_value(json_object_get(v, "group_size")) > 0 &&
+		    !json_object_get(v, "granularity"))
+			json_object_set_new(m, "granularity", json_string("group"));
+		json_object_set_new(used, pat, json_true());
+	}
+	return m;
+}
+
+/* Copy the keys of src that are named in keys into dst. */
+static void copy_keys(json_t *dst, const json_t *src, const char *const *keys)
+{
+	for (; *keys; keys++)
+		if (json_object_get(src, *keys))
+			json_object_set(dst, *keys, json_object_get(src, *keys));
+}
+
+struct lowering {
+	struct planner *pl;
+	const struct mcb_target *t;
+	const struct mcb_stack_entry *se;
+	const struct mcb_llama_config *cfg;
+	json_t *used; /* override patterns that named some tensor */
+	int bad;      /* an error was reported */
+	int64_t keep; /* structured pruning: heads or channels kept, 0 otherwise */
+};
+
+static void lower_error(struct lowering *lw, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void lower_error(struct lowering *lw, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (lw->bad)
+		return; /* one message per technique: a pattern often names many tensors */
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	mcb_diag_error(lw->pl->d, &lw->se->loc, "target '%s': %s: %s", lw->t->path,
+		       lw->se->tech->name, msg);
+	lw->bad = 1;
+}
+
+/* Names of the tensors of group layer (-1: globals) a technique may change. */
+static size_t group_tensors(struct lowering *lw, int64_t layer, const char **names)
+{
+	size_t i, n = 0;
+
+	if (layer >= 0) {
+		for (i = 0; i < NLAYER_WEIGHTS; i++)
+			names[n++] = mcb_arena_printf(lw->pl->a, "blk.%lld.%s.weight",
+						      (long long)layer, layer_weights[i]);
+		return n;
+	}
+	names[n++] = "token_embd.weight";
+	if (!lw->cfg->tied_embeddings)
+		names[n++] = "output.weight";
+	return n;
+}
+
+static const char *const gptq_keys[] = {"damp", "blocksize", "act_order", "static_groups", NULL};
+static const char *const awq_keys[] = {"n_grid", "duo_scaling", "clip", NULL};
+static const char *const smooth_keys[] = {"alpha", NULL};
+static const char *const sparsegpt_keys[] = {"damp", "blocksize", NULL};
+
+/*
+ * Whether a quantize step touches a global tensor: gguf quantizes the
+ * embeddings and the classifier (as llama-quantize does); the safetensors
+ * int8 export quantizes the classifier; GPTQ, AWQ, FP8 and W8A8 checkpoints
+ * keep both in floating point (vLLM's loaders expect them so).  Globals have
+ * no calibration statistics: they are always rounded to nearest.
+ */
+static int quantize_global(const char *fmt, const char *method, const char *name)
+{
+	if (!strcmp(fmt, "gguf"))
+		return 1;
+	return !strcmp(fmt, "safetensors") && !strcmp(name, "output.weight") &&
+	       (!strcmp(method, "rtn") || !strcmp(method, "gptq") || !strcmp(method, "awq"));
+}
+
+/* The shape of weight name as technique lw's input has it: the config's,
+ * after the structured pruning of earlier techniques of the stack. */
+static void weight_shape(const struct lowering *lw, const struct lowering *first,
+			 const char *name, int64_t *rows, int64_t *cols)
+{
+	const struct mcb_llama_config *c = lw->cfg;
+	int64_t nh = c->n_heads, nkv = c->n_kv_heads, hid = c->hidden_dim;
+	const struct lowering *p;
+	const char *w = strncmp(name, "blk.", 4) ? name : strchr(name + 4, '.') + 1;
+
+	for (p = first; p < lw; p++) {
+		const char *m = mcb_param_str(p->se->params, "method", "");
+
+		if (!p->keep || strcmp(p->se->tech->name, "prune"))
+			continue;
+		if (!strcmp(m, "heads"))
+			nh = p->keep * (c->n_heads / c->n_kv_heads), nkv = p->keep;
+		else if (!strcmp(m, "channels"))
+			hid = p->keep;
+	}
+	*rows = c->dim, *cols = c->dim;
+	if (!strcmp(w, "attn_q.weight"))
+		*rows = nh * c->head_dim;
+	else if (!strcmp(w, "attn_k.weight") || !strcmp(w, "attn_v.weight"))
+		*rows = nkv * c->head_dim;
+	else if (!strcmp(w, "attn_output.weight"))
+		*cols = nh * c->head_dim;
+	else if (!strcmp(w, "ffn_gate.weight") || !strcmp(w, "ffn_up.weight"))
+		*rows = hid;
+	else if (!strcmp(w, "ffn_down.weight"))
+		*cols = hid;
+	else if (!strcmp(name, "token_embd.weight") || !strcmp(name, "output.weight"))
+		*rows = c->vocab_size;
+}
+
+/* Why a weight of shape rows x cols with resolved params r cannot be packed
+ * in format, or NULL.  GPTQ packs 32 / bits codes per int32 along the
+ * inputs (qweight) and the outputs (qzeros); AWQ's GEMM layout packs 8
+ * codes along the outputs; both need groups that divide the inputs. */
+static const char *unpackable(struct planner *pl, const char *format, const json_t *r,
+			      int64_t rows, int64_t cols)
+{
+	int64_t bits = mcb_param_int(r, "bits", 8), g = mcb_param_int(r, "group_size", 0);
+
+	if (!strcmp(format, "gptq") && ((rows * bits) % 32 || (cols * bits) % 32))
+		return mcb_arena_printf(pl->a,
+					"%lld x %lld does not pack into 32-bit words at %lld bits "
+					"(GPTQ): kept as F16",
+					(long long)rows, (long long)cols, (long long)bits);
+	if (!strcmp(format, "awq") && rows % 8)
+		return mcb_arena_printf(pl->a,
+					"%lld output rows are not a multiple of 8 (AWQ's packing): "
+					"kept as F16",
+					(long long)rows);
+	if ((!strcmp(format, "gptq") || !strcmp(format, "awq")) && g && cols % g)
+		return mcb_arena_printf(pl->a,
+					"row length %lld is not a multiple of group size %lld: "
+					"kept as F16",
+					(long long)cols, (long long)g);
+	return NULL;
+}
+
+/* The parameters of the quantize step for one group, or NULL when it changes
+ * nothing there. */
+static json_t *quantize_group(struct lowering *lw, int64_t layer)
+{
+	const json_t *tp = lw->se->params;
+	const char *fmt = lw->t->export_format, *method = mcb_param_str(tp, "method", "rtn");
+	const char *names[NLAYER_WEIGHTS + 2];
+	size_t i, n = group_tensors(lw, layer, names);
+	json_t *tensors = json_object(), *g;
+
+	for (i = 0; i < n; i++) {
+		json_t *p, *r;
+		const char *why;
+		int64_t rows, cols;
+
+		if (layer < 0 && !quantize_global(fmt, method, names[i]))
+			continue;
+		p = tensor_params(tp, names[i], lw->used);
+		if (mcb_param_bool(p, "skip", 0)) {
+			json_decref(p);
+			continue;
+		}
+		json_object_del(p, "skip");
+		if (layer < 0)
+			json_object_set_new(p, "method", json_string("rtn"));
+		if ((lw->se->tech->validate && (why = lw->se->tech->validate(p))) ||
+		    (why = lw->se->tech->check_format(p, fmt))) {
+			lower_error(lw, "tensor '%s' (with its overrides) cannot be exported as %s: %s",
+				    names[i], fmt, why);
+			json_decref(p);
+			continue;
+		}
+		r = mcb_quantize_resolve(p, fmt);
+		weight_shape(lw, lw - (lw->se - lw->t->scheme->stack), names[i], &rows, &cols);
+		if ((why = unpackable(lw->pl, fmt, r, rows, cols)))
+			json_object_set_new(tensors, names[i], json_pack("{s:s}", "fallback", why));
+		else
+			json_object_set_new(
+				tensors, names[i],
+				json_pack("{s:O, s:O, s:O, s:O}", "bits", json_object_get(r, "bits"),
+					  "group_size", json_object_get(r, "group_size"), "symmetric",
+					  json_object_get(r, "symmetric"), "ggml_type",
+					  json_object_get(r, "ggml_type")));
+		json_decref(r);
+		json_decref(p);
+	}
+	if (!json_object_size(tensors)) {
+		json_decref(tensors);
+		return NULL;
+	}
+	g = json_pack("{s:s, s:I, s:o}", "method", layer < 0 ? "rtn" : method, "layer",
+		      (json_int_t)layer, "tensors", tensors);
+	if (layer >= 0 && !strcmp(method, "gptq"))
+		copy_keys(g, tp, gptq_keys);
+	else if (layer >= 0 && !strcmp(method, "awq"))
+		copy_keys(g, tp, awq_keys);
+	else if (layer >= 0 && !strcmp(method, "smoothquant"))
+		copy_keys(g, tp, smooth_keys);
+	return g;
+}
+
+/*
+ * Structured pruning removes the same number of heads (whole key/value
+ * groups, so that grouped-query attention stays regular) or FFN channels from
+ * every layer: the file keeps one head count and one FFN width, as llama.cpp
+ * and the engine expect.  Returns what each layer keeps, or 0 after an error.
+ */
+static int64_t structured_keep(struct lowering *lw, const char *method)
+{
+	double sp = json_real_value(json_object_get(lw->se->params, "sparsity"));
+	int64_t total = !strcmp(method, "heads") ? lw->cfg->n_kv_heads : lw->cfg->hidden_dim;
+	int64_t drop = (int64_t)(sp * (double)total + 0.5), keep = total - drop;
+
+	if (json_object_size(json_object_get(lw->se->params, "overrides"))) {
+		lower_error(lw, "structured pruning removes the same share from every layer "
+				"and takes no overrides");
+		return 0;
+	}
+	if (!strcmp(method, "channels") && total % 32 == 0)
+		keep = (keep + 16) / 32 * 32; /* keep quantization blocks whole */
+	if (keep >= total || keep < 1) {
+		lower_error(lw, "sparsity %g of %lld %s removes %s", sp, (long long)total,
+			    !strcmp(method, "heads") ? "key/value heads" : "FFN channels",
+			    keep >= total ? "nothing" : "everything");
+		return 0;
+	}
+	return keep;
+}
+
+static json_t *prune_group(struct lowering *lw, int64_t layer)
+{
+	const json_t *tp = lw->se->params;
+	const char *method = mcb_param_str(tp, "method", "wanda");
+	const char *pattern = mcb_param_str(tp, "pattern", "unstructured");
+	const char *names[NLAYER_WEIGHTS + 2];
+	size_t i, n;
+	json_t *tensors, *g;
+
+	if (layer < 0)
+		return NULL; /* embeddings and classifier stay dense */
+	if (!strcmp(method, "heads") || !strcmp(method, "channels")) {
+		int64_t keep = lw->keep = structured_keep(lw, method);
+
+		return keep ? json_pack("{s:s, s:I, s:I}", "method", method, "layer",
+					(json_int_t)layer, "keep", (json_int_t)keep)
+			    : NULL;
+	}
+	n = group_tensors(lw, layer, names);
+	tensors = json_object();
+	for (i = 0; i < n; i++) {
+		json_t *p = tensor_params(tp, names[i], lw->used);
+
+		if (!mcb_param_bool(p, "skip", 0))
+			json_object_set_new(
+				tensors, names[i],
+				strcmp(pattern, "unstructured")
+					? json_pack("{s:s}", "pattern", pattern)
+					: json_pack("{s:s, s:O}", "pattern", pattern, "sparsity",
+						    json_object_get(p, "sparsity")));
+		json_decref(p);
+	}
+	if (!json_object_size(tensors)) {
+		json_decref(tensors);
+		return NULL;
+	}
+	g = json_pack("{s:s, s:I, s:o}", "method", method, "layer", (json_int_t)layer, "tensors",
+		      tensors);
+	if (!strcmp(method, "sparsegpt"))
+		copy_keys(g, tp, sparsegpt_keys);
+	return g;
+}
+
+/* The parameters of the lowrank step for one layer: each weight's rank or
+ * energy, overrides applied; the globals stay whole. */
+static json_t *lowrank_group(struct lowering *lw, int64_t layer)
+{
+	const char *names[NLAYER_WEIGHTS + 2];
+	size_t i, n;
+	json_t *tensors;
+
+	if (layer < 0)
+		return NULL;
+	n = group_tensors(lw, layer, names);
+	tensors = json_object();
+	for (i = 0; i < n; i++) {
+		json_t *p = tensor_params(lw->se->params, names[i], lw->used);
+
+		if (!mcb_param_bool(p, "skip", 0)) {
+			if (mcb_param_int(p, "rank", 0) > 0)
+				json_object_set_new(tensors, names[i],
+						    json_pack("{s:O}", "rank", json_object_get(p, "rank")));
+			else
+				json_object_set_new(tensors, names[i],
+						    json_pack("{s:O}", "energy",
+							      json_object_get(p, "energy")));
+		}
+		json_decref(p);
+	}
+	if (!json_object_size(tensors)) {
+		json_decref(tensors);
+		return NULL;
+	}
+	return json_pack("{s:s, s:I, s:o}", "method", mcb_param_str(lw->se->params, "method", "svd"),
+			 "layer", (json_int_t)layer, "tensors", tensors);
+}
+
+/* "w4 g128", "w8 per-channel", "q4_k": a quantize step's short description. */
+static const char *quant_desc(struct planner *pl, const json_t *g)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach (json_object_get(g, "tensors"), k, v) {
+		const char *gt = mcb_param_str(v, "ggml_type", "none");
+		int64_t bits = mcb_param_int(v, "bits", 0), gs = mcb_param_int(v, "group_size", 0);
+
+		if (strcmp(gt, "none"))
+			return gt;
+		if (!strcmp(mcb_param_str(g, "method", ""), "fp8"))
+			return "e4m3";
+		return gs ? mcb_arena_printf(pl->a, "w%lld g%lld", (long long)bits, (long long)gs)
+			  : mcb_arena_printf(pl->a, "w%lld per-channel", (long long)bits);
+	}
+	return "";
+}
+
+static const char *group_name(struct planner *pl, int64_t layer)
+{
+	return layer < 0 ? "globals" : mcb_arena_printf(pl->a, "blk.%lld", (long long)layer);
+}
+
+static const char *const calib_out[] = {"calib.safetensors"};
+
+/*
+ * The calibration step of target t: one step measuring every layer, or
+ * (sequential, layer >= 0) the step of one layer, measured with the layers
+ * before it already compressed: it depends on their final parts
+ * parts[0..layer), an explicit chain in the DAG.
+ */
+static struct mcb_plan_step *plan_calibrate(struct planner *pl, const struct mcb_target *t,
+					    struct mcb_plan_step *imp, int64_t layer,
+					    struct mcb_plan_step *const *parts)
+{
+	struct mcb_plan_dep *deps =
+		mcb_arena_array(pl->a, (size_t)(layer > 0 ? layer : 0) + 2, sizeof(*deps));
+	const json_t *c = t->calibration;
+	json_t *params = json_pack("{s:O, s:O, s:O, s:O, s:s}", "samples",
+				   json_object_get(c, "samples"), "seq_len", json_object_get(c, "seq_len"),
+				   "max_samples", json_object_get(c, "max_samples"), "seed",
+				   json_object_get(c, "seed"), "format", t->calib_dataset->format);
+	size_t nd = 0;
+	int64_t l;
+
+	deps[nd++] = data_dep(pl, t->calib_dataset);
+	deps[nd].slot = "model";
+	deps[nd].from = imp;
+	deps[nd++].output = "model.safetensors";
+	if (layer >= 0) {
+		json_object_set_new(params, "layer_first", json_integer(layer));
+		json_object_set_new(params, "layer_count", json_integer(1));
+		for (l = 0; l < layer; l++)
+			if (parts[l]) {
+				deps[nd].slot = mcb_arena_printf(pl->a, "part.blk.%lld",
+								 (long long)l);
+				deps[nd].from = parts[l];
+				deps[nd++].output = "part.safetensors";
+			}
+	}
+	return intern(pl, "calibrate", params, deps, nd,
+		      layer < 0 ? mcb_arena_printf(pl->a, "calibrate %s on %s", t->model->name,
+						   t->calib_dataset->name)
+				: mcb_arena_printf(pl->a, "calibrate %s %s %s on %s blk.%lld",
+						   t->model->name, t->scheme->name,
+						   t->export_format, t->calib_dataset->name,
+						   (long long)layer),
+		      layer < 0 ? mcb_arena_printf(pl->a, "calibrate %s on %s", t->model->name,
+						   t->calib_dataset->name)
+				: mcb_arena_printf(pl->a, "calibrate %s on %s (sequential, blk.%lld)",
+						   t->model->name, t->calib_dataset->name,
+						   (long long)layer),
+		      calib_out, 1);
+}
+
+/* Does technique i (SparseGPT, unstructured or n:m) fuse with a gptq
+ * quantizer right after it? */
+static int fuses(const struct lowering *lw, size_t n, size_t i)
+{
+	const json_t *p = lw[i].se->params, *q;
+
+	if (i + 1 >= n || strcmp(lw[i].se->tech->name, "prune") ||
+	    strcmp(mcb_param_str(p, "method", ""), "sparsegpt") ||
+	    strcmp(lw[i + 1].se->tech->name, "quantize"))
+		return 0;
+	q = lw[i + 1].se->params;
+	return !strcmp(mcb_param_str(q, "method", ""), "gptq");
+}
+
+static int needs_calib(const struct mcb_stack_entry *se)
+{
+	return se->tech->needs_calibration && se->tech->needs_calibration(se->params);
+}
+
+/*
+ * Lower t's stack.  Returns the step whose model.safetensors is the
+ * compressed model (imp itself when the stack changes nothing), or NULL after
+ * reporting an error.
+ */
+static struct mcb_plan_step *plan_stack(struct planner *pl, const struct mcb_target *t,
+					struct mcb_plan_step *imp)
+{
+	const struct mcb_llama_config *cfg;
+	struct mcb_plan_step **part, *calib = NULL, *calib_l;
+	struct mcb_plan_dep *deps;
+	int64_t nlayers, ng, gi, layer;
+	size_t i, nd, nparts = 0;
+	int sequential, any_calib = 0, bad = 0;
+	struct lowering *lw;
+
+	if (!t->scheme->nstack)
+		return imp;
+	if (!(cfg = model_config(pl, t->model)))
+		return NULL;
+	nlayers = cfg->n_layers;
+	ng = nlayers + 1; /* blk.0 .. blk.N-1, globals */
+	part = mcb_arena_array(pl->a, (size_t)ng, sizeof(*part));
+	lw = mcb_arena_array(pl->a, t->scheme->nstack, sizeof(*lw));
+	for (i = 0; i < t->scheme->nstack; i++) {
+		lw[i].pl = pl;
+		lw[i].t = t;
+		lw[i].se = &t->scheme->stack[i];
+		lw[i].cfg = cfg;
+		lw[i].used = json_object();
+		any_calib |= needs_calib(lw[i].se);
+	}
+	sequential = any_calib && mcb_param_bool(t->calibration, "sequential", 0);
+	if (any_calib && !sequential)
+		calib = plan_calibrate(pl, t, imp, -1, NULL);
+	/* layer by layer (globals last): sequential calibration of layer L needs
+	 * the final parts of the layers before it */
+	for (gi = 0; gi < ng; gi++) {
+		layer = gi < nlayers ? gi : -1;
+		calib_l = calib;
+		if (sequential && layer >= 0)
+			calib_l = plan_calibrate(pl, t, imp, layer, part);
+		for (i = 0; i < t->scheme->nstack; i++) {
+			const struct mcb_stack_entry *se = lw[i].se;
+			json_t *g = !strcmp(se->tech->name, "quantize") ? quantize_group(&lw[i], layer)
+			            : !strcmp(se->tech->name, "prune")  ? prune_group(&lw[i], layer)
+			            : !strcmp(se->tech->name, "lowrank") ? lowrank_group(&lw[i], layer)
+								 : NULL;
+			int joint = g && layer >= 0 && fuses(lw, t->scheme->nstack, i);
+			struct mcb_plan_dep d[2];
+			const char *gn = group_name(pl, layer), *what;
+
+			if (!g)
+				continue;
+			if (joint) { /* SparseGPT quantizes in the same pass (its joint mode) */
+				json_t *qg = quantize_group(&lw[i + 1], layer);
+
+				if (qg)
+					json_object_set_new(g, "quantize",
+							    json_pack("{s:O}", "tensors",
+								      json_object_get(qg, "tensors")));
+				json_decref(qg);
+			}
+			memset(d, 0, sizeof(d));
+			d[0].slot = "model";
+			d[0].from = part[gi] ? part[gi] : imp;
+			d[0].output = part[gi] ? "part.safetensors" : "model.safetensors";
+			nd = 1;
+			if (layer >= 0 && needs_calib(se)) {
+				d[1].slot = "calib";
+				d[1].from = calib_l;
+				d[1].output = "calib.safetensors";
+				nd = 2;
+			}
+			what = !strcmp(se->tech->name, "quantize")
+				       ? mcb_arena_printf(pl->a, "quantize %s %s",
+							  mcb_param_str(g, "method", "?"),
+							  quant_desc(pl, g))
+				       : !strcmp(se->tech->name, "lowrank")
+				       ? mcb_arena_printf(pl->a, "lowrank %s",
+							  mcb_param_str(g, "method", "?"))
+				       : mcb_arena_printf(pl->a, "prune %s%s%s",
+							  mcb_param_str(g, "method", "?"),
+							  joint ? " + gptq " : "",
+							  joint ? quant_desc(pl, json_object_get(g, "quantize"))
+								: "");
+			part[gi] = intern(pl, se->tech->name, g, d, nd,
+					  mcb_arena_printf(pl->a, "%s %s %s#%zu %s %s",
+							   se->tech->name, t->model->name,
+							   t->scheme->name, i, t->export_format, gn),
+					  mcb_arena_printf(pl->a, "%s %s %s", what, t->model->name,
+							   gn),
+					  part_out, 1);
+			i += joint; /* the quantizer ran inside this step */
+		}
+	}
+	for (i = 0; i < t->scheme->nstack; i++) {
+		const char *pat;
+		json_t *v;
+
+		json_object_foreach (json_object_get(lw[i].se->params, "overrides"), pat, v)
+			if (!json_object_get(lw[i].used, pat) && !lw[i].bad)
+				lower_error(&lw[i],
+					    "override '%s' names no tensor of model '%s' (its "
+					    "tensors are named like blk.0.ffn_down.weight and "
+					    "output.weight)",
+					    pat, t->model->name);
+		bad |= lw[i].bad;
+		json_decref(lw[i].used);
+	}
+	if (bad)
+		return NULL;
+	deps = mcb_arena_array(pl->a, (size_t)ng + 1, sizeof(*deps));
+	memset(deps, 0, ((size_t)ng + 1) * sizeof(*deps));
+	nd = 0;
+	deps[nd].slot = "model";
+	deps[nd].from = imp;
+	deps[nd++].output = "model.safetensors";
+	for (gi = 0; gi < ng; gi++)
+		if (part[gi]) {
+			deps[nd].slot = mcb_arena_printf(pl->a, "part.%s",
+							 group_name(pl, gi < nlayers ? gi : -1));
+			deps[nd].from = part[gi];
+			deps[nd++].output = "part.safetensors";
+			nparts++;
+		}
+	if (!nparts)
+		return imp;
+	return intern(pl, "assemble", json_object(), deps, nd,
+		      mcb_arena_printf(pl->a, "assemble %s %s %s", t->model->name, t->scheme->name,
+				       t->export_format),
+		      mcb_arena_printf(pl->a, "assemble %s/%s (%zu parts)", t->model->name,
+				       t->scheme->name, nparts),
+		      model_out, 1);
+}
 static struct mcb_plan_step *plan_export(struct planner *pl, const struct mcb_target *t,
 					 struct mcb_plan_step *prev)
 {
 	struct mcb_plan_dep dep;
-	int gguf = !strcmp(t->export_format, "gguf");
+	int gguf = !strcmp(t->export_format, "gguf"), gptq = !strcmp(t->export_format, "gptq");
 
 	memset(&dep, 0, sizeof(dep));
 	dep.slot = "model";
@@ -223,7 +811,7 @@ static struct mcb_plan_step *plan_export(struct planner *pl, const struct mcb_ta
 				       t->export_format),
 		      mcb_arena_printf(pl->a, "export %s %s/%s", t->export_format, t->model->name,
 				       t->scheme->name),
-		      gguf ? gguf_out : st_out, gguf ? 1 : 2);
+		      gguf ? gguf_out : gptq ? gptq_out : st_out, gguf ? 1 : gptq ? 3 : 2);
 }
 
 static void mark_closure(struct mcb_plan_step *s, char *seen)
@@ -445,10 +1033,46 @@ static struct mcb_plan_step *plan_report(struct planner *pl, const struct mcb_ta
 		      mcb_arena_printf(pl->a, "report %s", t->path), report_out, 3);
 }
 
-int mcb_plan_build(struct mcb_plan *p, struct mcb_arena *a, struct mcb_target *const *targets,
-		   size_t n, struct mcb_errctx *e)
+/* After a target failed to plan: forget the steps that no planned target
+ * needs (its import, the layers lowered before the error), so that -k runs
+ * only what the planned targets need. */
+static void drop_unused(struct mcb_plan *p)
 {
-	struct planner pl = {p, a, MCB_STRMAP_INIT, NULL};
+	char *seen = mcb_xcalloc(p->nsteps + 1, 1);
+	size_t i, j, n = 0;
+
+	for (i = 0; i < p->ntargets; i++) {
+		mark_closure(p->targets[i].bundle, seen);
+	}
+	for (i = 0; i < p->nsteps; i++) {
+		struct mcb_plan_step *s = p->steps[i];
+
+		if (!seen[i]) {
+			json_decref(s->params);
+			free(s->users);
+			continue;
+		}
+		s->id = n;
+		p->steps[n++] = s;
+	}
+	p->nsteps = n;
+	for (i = 0; i < n; i++) {
+		struct mcb_plan_step *s = p->steps[i];
+		size_t k = 0;
+
+		for (j = 0; j < s->nusers; j++) /* users were planned after s: ids are final */
+			if (s->users[j]->id < n && p->steps[s->users[j]->id] == s->users[j])
+				s->users[k++] = s->users[j];
+		s->nusers = k;
+	}
+	free(seen);
+}
+
+int mcb_plan_build(struct mcb_plan *p, struct mcb_arena *a, struct mcb_target *const *targets,
+		   size_t n, struct mcb_diags *d)
+{
+	struct planner pl = {p, a, d, MCB_STRMAP_INIT, MCB_STRMAP_INIT, NULL};
+	size_t before = d->nerr;
 	size_t ti, i;
 
 	memset(p, 0, sizeof(*p));
@@ -459,9 +1083,9 @@ int mcb_plan_build(struct mcb_plan *p, struct mcb_arena *a, struct mcb_target *c
 		struct mcb_plan_dep *deps;
 		size_t nd;
 
-		imp = s = plan_import(&pl, t->model);
-		for (i = 0; i < t->scheme->nstack; i++)
-			s = plan_technique(&pl, t, i, s);
+		imp = plan_import(&pl, t->model);
+		if (!(s = plan_stack(&pl, t, imp)))
+			continue;
 		exp = plan_export(&pl, t, s);
 		rep = plan_report(&pl, t, imp, s, exp);
 		nd = 0;
@@ -483,14 +1107,17 @@ int mcb_plan_build(struct mcb_plan *p, struct mcb_arena *a, struct mcb_target *c
 				mcb_arena_printf(a, "bundle %s", t->path), bundle_out, 1);
 		bundle->target = t;
 		collect_chain(&pl, bundle);
-		p->targets[ti].target = t;
-		p->targets[ti].exp = exp;
-		p->targets[ti].report = rep;
-		p->targets[ti].bundle = bundle;
+		p->targets[p->ntargets].target = t;
+		p->targets[p->ntargets].exp = exp;
+		p->targets[p->ntargets].report = rep;
+		p->targets[p->ntargets++].bundle = bundle;
 	}
-	p->ntargets = n;
 	mcb_strmap_release(&pl.interned);
-	(void)e;
+	mcb_strmap_release(&pl.configs);
+	if (d->nerr > before) {
+		drop_unused(p);
+		return MCB_ERECIPE;
+	}
 	return 0;
 }
 

@@ -22,7 +22,9 @@
  * not be modified by users.
  */
 #include <errno.h>
+#include <ctype.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +144,8 @@ struct rulex {
 	const struct mcb_dataset_decl **datasets; /* the datasets it names (ndatasets) */
 	size_t ndatasets;
 	json_t *performance;                  /* checked performance: section (defaults) */
+	json_t *calibration;                  /* checked calibration: section, or NULL */
+	const struct mcb_dataset_decl *calib_dataset;
 	int broken;                           /* errors reported: yields no targets */
 };
 
@@ -1204,6 +1208,9 @@ static void check_hardware(struct ctx *c)
 
 /* ---- pass 3: schemes ---------------------------------------------------- */
 
+static json_t *check_overrides(struct ctx *c, const struct mcb_technique *t,
+			       const struct mcb_node *ov);
+
 static void parse_scheme(struct ctx *c, size_t si, const struct entry *e)
 {
 	struct schx *sx = &c->st->sx[si];
@@ -1263,15 +1270,87 @@ static void parse_scheme(struct ctx *c, size_t si, const struct entry *e)
 			sx->broken = 1;
 			continue;
 		}
-		if (mcb_schema_check(t->params, t->nparams, val, t->name, &params, c->d)) {
-			sx->broken = 1;
-			continue;
+		{
+			static const char *const drop_overrides[] = {"overrides", NULL};
+			const struct mcb_node *ov = val && val->kind == MCB_NODE_MAP
+							    ? mcb_node_get(val, "overrides")
+							    : NULL;
+			json_t *ovj = NULL;
+			const char *why;
+
+			if (ov && (ovj = check_overrides(c, t, ov)) == NULL) {
+				sx->broken = 1;
+				continue;
+			}
+			if (mcb_schema_check(t->params, t->nparams,
+					     ov ? without(c, val, drop_overrides) : val, t->name,
+					     &params, c->d)) {
+				json_decref(ovj);
+				sx->broken = 1;
+				continue;
+			}
+			json_object_set_new(params, "overrides", ovj ? ovj : json_object());
+			if (t->validate && (why = t->validate(params))) {
+				mcb_diag_error(c->d, &k->loc, "%s: %s", t->name, why);
+				json_decref(params);
+				sx->broken = 1;
+				continue;
+			}
 		}
 		s->entry.tech = t;
 		s->entry.loc = k->loc;
 		s->entry.params = keep(c, params);
 		sx->nitems++;
 	}
+}
+
+/*
+ * A technique's overrides: a mapping of tensor-name patterns ('*' matches any
+ * run of characters; "blk.*.ffn_down" also matches "blk.3.ffn_down.weight")
+ * to parameters from the technique's override table.  Returns the canonical
+ * JSON object or NULL after reporting.
+ */
+static json_t *check_overrides(struct ctx *c, const struct mcb_technique *t,
+			       const struct mcb_node *ov)
+{
+	json_t *out;
+	size_t i, before = c->d->nerr;
+
+	if (!t->oparams) {
+		mcb_diag_error(c->d, &ov->loc, "%s takes no overrides", t->name);
+		return NULL;
+	}
+	if (ov->kind != MCB_NODE_MAP) {
+		mcb_diag_error(c->d, &ov->loc,
+			       "'overrides' must be a mapping of tensor patterns to parameters, not %s",
+			       mcb_node_kind_phrase(ov));
+		return NULL;
+	}
+	out = json_object();
+	for (i = 0; i < ov->nitems; i++) {
+		const char *pat = ov->keys[i]->str, *q;
+		json_t *one;
+
+		for (q = pat; *q; q++)
+			if (!(isalnum((unsigned char)*q) || strchr("._-*", *q)))
+				break;
+		if (!*pat || *q || strlen(pat) > 128) {
+			mcb_diag_error(c->d, &ov->keys[i]->loc,
+				       "override pattern '%s' may hold letters, digits, '.', '_', "
+				       "'-' and '*' only",
+				       pat);
+			continue;
+		}
+		if (mcb_schema_check(t->oparams, t->noparams, ov->items[i],
+				     mcb_arena_printf(c->a, "override '%s'", pat), &one, c->d))
+			continue;
+		json_object_set_new(out, pat, one);
+	}
+	if (c->d->nerr > before) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
 }
 
 static void scheme_cycle(struct ctx *c, size_t *path, size_t npath, size_t from,
@@ -1366,6 +1445,24 @@ static void check_schemes(struct ctx *c)
 	path = mcb_arena_array(c->a, MAX_USE_DEPTH + 1, sizeof(*path));
 	for (i = 0; i < n; i++)
 		expand_scheme(c, i, path, 0);
+	for (i = 0; i < n; i++) {
+		const struct mcb_scheme *s = &ws->schemes[i];
+		size_t k, q = SIZE_MAX;
+
+		/* quantized codes are final: prune or factor first, then quantize */
+		for (k = 0; k < s->nstack && !st->sx[i].broken; k++) {
+			if (q != SIZE_MAX) {
+				mcb_diag_error(c->d, &s->stack[k].loc,
+					       "scheme '%s': %s comes after quantize (%s): "
+					       "quantize must be the last technique of a stack",
+					       s->name, s->stack[k].tech->name,
+					       at(c, &s->stack[q].loc));
+				st->sx[i].broken = 1;
+			}
+			if (!strcmp(s->stack[k].tech->name, "quantize"))
+				q = k;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		if (st->sx[i].broken) {
 			ws->schemes[i].stack = NULL;
@@ -1696,8 +1793,9 @@ static void check_matrix(struct ctx *c, const struct mcb_rule *r, struct rulex *
 	}
 }
 
-static const char *const rule_keys[] = {"model",  "hardware", "stack",       "export",
-					"matrix", "quality",  "performance", NULL};
+static const char *const rule_keys[] = {"model",   "hardware",    "stack",       "export",
+					"matrix",  "quality",     "performance", "calibration",
+					NULL};
 
 /* ---- targets: quality gates and performance ---------------------------- */
 
@@ -1964,6 +2062,57 @@ static void check_quality(struct ctx *c, struct rulex *rx, const struct mcb_node
 	rx->quality = out;
 }
 
+static const struct mcb_param calibration_params[] = {
+	{"dataset", MCB_P_NAME, NULL, 0, 0, NULL, "the calibration dataset (tokens or text)"},
+	{"samples", MCB_P_INT, "128", 1, 100000, NULL, "sequences used"},
+	{"seq_len", MCB_P_INT, "0", 0, 1 << 20, NULL, "tokens per sequence (0: the model's context)"},
+	{"max_samples", MCB_P_INT, "512", 0, 1 << 20, NULL,
+	 "token rows kept per layer input for awq's searches"},
+	{"seed", MCB_P_INT, "1", 0, 0, NULL, "seed of the sampled rows"},
+	{"sequential", MCB_P_BOOL, "false", 0, 0, NULL,
+	 "measure each block on the already compressed blocks before it (gptq's reference)"},
+};
+
+static void check_calibration(struct ctx *c, struct rulex *rx, const struct mcb_node *n)
+{
+	const struct mcb_dataset_decl *ds;
+	json_t *out;
+
+	if (mcb_schema_check(calibration_params,
+			     sizeof(calibration_params) / sizeof(calibration_params[0]), n,
+			     "calibration", &out, c->d)) {
+		rx->broken = 1;
+		return;
+	}
+	keep(c, out);
+	ds = find_dataset(c->ws, json_string_value(json_object_get(out, "dataset")));
+	if (!ds) {
+		const struct mcb_node *dn = mcb_node_get(n, "dataset");
+		const char **dnames = mcb_arena_array(c->a, c->ws->ndatasets + 1, sizeof(*dnames));
+		size_t i;
+
+		for (i = 0; i < c->ws->ndatasets; i++)
+			dnames[i] = c->ws->datasets[i].name;
+		mcb_diag_error(c->d, &dn->loc, "unknown dataset '%s'%s", dn->str,
+			       dym(c, dn->str, dnames, c->ws->ndatasets));
+		rx->broken = 1;
+		return;
+	}
+	if (c->st->dbroken[ds - c->ws->datasets]) {
+		rx->broken = 1;
+		return;
+	}
+	if (!strcmp(ds->kind, "labelled")) {
+		mcb_diag_error(c->d, &mcb_node_get(n, "dataset")->loc,
+			       "calibration needs a tokens or text dataset, and '%s' is labelled",
+			       ds->name);
+		rx->broken = 1;
+		return;
+	}
+	rx->calibration = out;
+	rx->calib_dataset = ds;
+}
+
 static void check_performance(struct ctx *c, struct rulex *rx, const struct mcb_node *p)
 {
 	json_t *out;
@@ -2068,6 +2217,8 @@ static void check_rule(struct ctx *c, size_t ri)
 	if (mcb_node_get(body, "quality"))
 		check_quality(c, rx, mcb_node_get(body, "quality"));
 	check_performance(c, rx, mcb_node_get(body, "performance"));
+	if (mcb_node_get(body, "calibration"))
+		check_calibration(c, rx, mcb_node_get(body, "calibration"));
 }
 
 static int rule_order_cmp(const void *x, const void *y)
@@ -2249,8 +2400,40 @@ static json_t *resolved_json(const struct mcb_target *t, const char *written)
 	json_object_set_new(o, "export", json_string(t->export_format));
 	if (t->quality)
 		json_object_set(o, "quality", t->quality);
+	if (t->calibration)
+		json_object_set(o, "calibration", t->calibration);
 	json_object_set(o, "performance", t->performance);
 	return o;
+}
+
+/* The hardware's first export format that can store every technique of
+ * scheme s (else its first format, whose refusal the caller reports). */
+static const char *pick_format(const struct mcb_hw *hw, const struct mcb_scheme *s)
+{
+	size_t f, i;
+
+	/* a gptq or awq quantization goes to its own checkpoint format first */
+	for (i = 0; i < s->nstack; i++) {
+		const struct mcb_stack_entry *e = &s->stack[i];
+		const char *m = json_string_value(json_object_get(e->params, "method"));
+
+		if (strcmp(e->tech->name, "quantize") || !m)
+			continue;
+		for (f = 0; f < hw->nformats; f++)
+			if (!strcmp(hw->formats[f], m) && !e->tech->check_format(e->params, m))
+				return hw->formats[f];
+	}
+	for (f = 0; f < hw->nformats; f++) {
+		for (i = 0; i < s->nstack; i++) {
+			const struct mcb_stack_entry *e = &s->stack[i];
+
+			if (e->tech->check_format && e->tech->check_format(e->params, hw->formats[f]))
+				break;
+		}
+		if (i == s->nstack)
+			return hw->formats[f];
+	}
+	return hw->formats[0];
 }
 
 /*
@@ -2280,7 +2463,7 @@ static struct mcb_target *make_target(struct ctx *c, size_t ri, const char *path
 	fin = hw->alias ? hw->alias : hw;
 	if ((conflict = path_conflict(c, path)))
 		mcb_diag_error(c->d, &r->loc, "target '%s' would overwrite %s", path, conflict);
-	fmt = rx->export ? rx->export : fin->formats[0];
+	fmt = rx->export ? rx->export : pick_format(fin, s);
 	if (rx->export && !in_list(fmt, fin->formats, fin->nformats))
 		mcb_diag_error(c->d, &rx->export_node->loc,
 			       "target '%s': hardware '%s' cannot load "
@@ -2304,6 +2487,12 @@ static struct mcb_target *make_target(struct ctx *c, size_t ri, const char *path
 			mcb_diag_error(c->d, fmtloc,
 				       "target '%s': %s (%s) cannot be exported as %s: %s", path,
 				       e->tech->name, at(c, &e->loc), fmt, why);
+		if (e->tech->needs_calibration && e->tech->needs_calibration(e->params) &&
+		    !rx->calibration)
+			mcb_diag_error(c->d, &r->loc,
+				       "target '%s': %s (%s) needs calibration statistics: add "
+				       "calibration: {dataset: NAME} to the target",
+				       path, e->tech->name, at(c, &e->loc));
 	}
 	if (c->d->nerr > before)
 		return NULL;
@@ -2321,6 +2510,8 @@ static struct mcb_target *make_target(struct ctx *c, size_t ri, const char *path
 	t->datasets = rx->datasets;
 	t->ndatasets = rx->ndatasets;
 	t->performance = rx->performance;
+	t->calibration = rx->calibration;
+	t->calib_dataset = rx->calib_dataset;
 	t->resolved = keep(c, resolved_json(t, st->mx[m - ws->models].written));
 	return t;
 }

@@ -18,6 +18,13 @@
 
 static struct mcb_blas blas;
 static void (*set_threads)(int);
+/* LAPACK's Fortran entry points: every argument by reference, then the
+ * hidden lengths of the character arguments (gfortran's convention;
+ * OpenBLAS's own C implementations ignore them). */
+static void (*spotrf_f)(const char *uplo, const int *n, float *a, const int *lda, int *info,
+			size_t luplo);
+static void (*strtri_f)(const char *uplo, const char *diag, const int *n, float *a,
+			const int *lda, int *info, size_t luplo, size_t ldiag);
 static int budget = 1;
 static int loaded; /* 1 loaded, -1 failed */
 static char why[512];
@@ -37,6 +44,22 @@ static void *sym(void *h, const char *name)
 	return p;
 }
 
+static int spotrf_c(char uplo, int n, float *a, int lda)
+{
+	int info = 0;
+
+	spotrf_f(&uplo, &n, a, &lda, &info, 1);
+	return info;
+}
+
+static int strtri_c(char uplo, char diag, int n, float *a, int lda)
+{
+	int info = 0;
+
+	strtri_f(&uplo, &diag, &n, a, &lda, &info, 1, 1);
+	return info;
+}
+
 static void load(void)
 {
 	void *h = dlopen(MCB_OPENBLAS_LIB, RTLD_NOW | RTLD_LOCAL);
@@ -50,7 +73,13 @@ static void load(void)
 	}
 	*(void **)&blas.sgemm = sym(h, "cblas_sgemm");
 	*(void **)&blas.ssyrk = sym(h, "cblas_ssyrk");
+	*(void **)&blas.strsm = sym(h, "cblas_strsm");
 	*(void **)&set_threads = sym(h, "openblas_set_num_threads");
+	/* optional (an OpenBLAS built without LAPACK lacks them): NULL then */
+	*(void **)&spotrf_f = dlsym(h, "spotrf_");
+	*(void **)&strtri_f = dlsym(h, "strtri_");
+	blas.spotrf = spotrf_f ? spotrf_c : NULL;
+	blas.strtri = strtri_f ? strtri_c : NULL;
 	if (why[0]) {
 		loaded = -1;
 		return;

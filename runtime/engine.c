@@ -2,16 +2,17 @@
  * engine: the reference inference engine (contracts in include/mcb/engine.h).
  *
  * Forward pass (llama2.c run.c semantics; shapes for a batch of n tokens at
- * positions pos0 .. pos0+n-1, d = dim, kv = n_kv_heads * head_dim,
- * h = hidden_dim, hd = head_dim):
+ * positions pos0 .. pos0+n-1, d = dim, qd = n_heads * head_dim (d unless
+ * heads were pruned), kv = n_kv_heads * head_dim, h = hidden_dim,
+ * hd = head_dim):
  *
  *   x (n,d) = token_embd[tokens]
  *   per layer l:
  *     xb (n,d)  = rmsnorm(x, attn_norm)                      [capture ATTN_IN]
- *     q (n,d) = xb Wq^T;  K[l][pos] (n,kv) = xb Wk^T;  V[l][pos] (n,kv) = xb Wv^T
+ *     q (n,qd) = xb Wq^T;  K[l][pos] (n,kv) = xb Wk^T;  V[l][pos] (n,kv) = xb Wv^T
  *     rope(q), rope(K[l][pos]): pairs (2i, 2i+1) of each head turn by
  *                               pos * theta^(-2i/hd)
- *     att (n,d): per token t and head j, kv head g = j / (n_heads/n_kv_heads):
+ *     att (n,qd): per token t and head j, kv head g = j / (n_heads/n_kv_heads):
  *                softmax_p(q_tj . K[l][p]_g / sqrt(hd)) over p = 0..pos0+t,
  *                weighted sum of V[l][p]_g                    [capture ATTN_OUT]
  *     x += att Wo^T
@@ -23,32 +24,55 @@
  *
  * RMSNorm follows ggml's order (ggml-cpu ops.cpp rms_norm_f32): the sum of
  * the float squares accumulated in double, mean = (float)(sum / n),
- * scale = 1 / sqrtf(mean + eps), y = (x * scale) * w.  The softmax
- * subtracts the max, sums expf in double and multiplies by (float)(1/sum).
+ * scale = 1 / sqrtf(mean + eps), y = (x * scale) * w.  In EXACT mode the
+ * softmax subtracts the max, sums expf in double and multiplies by
+ * (float)(1/sum); RoPE angles are computed in double.
+ *
+ * Weights: every 2-D weight is described by mcb_qtensor_get (qtensor.h) and
+ * bound to a form: F32/F16/BF16; int8 per channel (I8 + F32 scale) and Q8_0
+ * split (I8 + F16 scale per 32), which have their own dot kernels; ggml
+ * blocks (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K in the GGUF byte layout); and every
+ * other record (integer codes of 2..8 bits with zero points, groups, g_idx;
+ * FP8), whose rows are dequantized by mcb_qtensor_row.  The dequantized
+ * weight is always that exact float value.
  *
  * Linear layers y (n,out) = x (n,in) W^T, by weight form and mode:
- *   n == 1 (decode): one dot product per output row (kernels.h), rows
- *     spread over the thread pool; memory-bound, so the kernels read each
- *     weight once, in its stored form.
- *   n > 1, F32 weights: OpenBLAS SGEMM, one call per tile of rows of W.
- *   n > 1, EXACT mode, other forms (and the per-channel int8 form in either
- *     mode): each tile of W (about 1 MiB of floats) dequantized into the
- *     thread's scratch buffer, then SGEMM on it; memory stays bounded and
- *     the weights stay in their compact form.
- *   n > 1, GGML mode, Q8_0/F16/BF16: the same dot kernels as decode (what
- *     ggml does: integer Q8_0 dot products, fp16 pairs), several tokens per
- *     weight row at once.
- * GGML mode first converts the activation to the weight's dot type (Q8_0
- * blocks with ggml's x86 quantizer, fp16 or bf16); the per-channel int8 form
- * has no ggml counterpart and runs as in EXACT mode.  The Q8_0 dot kernel
- * also sums in ggml's order (kernels.c), which makes the logits of
- * stories260K's Q8_0 GGUF agree with llama.cpp's to 5e-7 (tests/compat).
+ *   EXACT mode: n == 1 (decode): one dot product per output row (kernels.h)
+ *     on the stored form (block and record forms: the row dequantized into
+ *     a per-thread buffer first), rows spread over the thread pool.  n > 1:
+ *     F32 weights through OpenBLAS SGEMM, one call per tile of rows; other
+ *     forms tile by tile: each tile of W (about 1 MiB of floats) dequantized
+ *     into the thread's scratch buffer, then SGEMM on it; memory stays
+ *     bounded and the weights stay in their compact form.
+ *   GGML mode: what ggml's CPU backend runs for the weight's type, with the
+ *     activation first converted to the type's "dot type" (Q8_0 blocks with
+ *     ggml's x86 quantizer for Q8_0 and Q4_0, Q8_1 for Q4_1, Q8_K for Q4_K
+ *     and Q6_K (the 4-row repacking quantizer's sign rule where ggml uses
+ *     it), fp16 for F16, bf16 for BF16) and the kernel's float order
+ *     (kernels.h enum mcb_ggml_order: Q4_0 and Q4_K weights with rows % 8
+ *     == 0 are the ones ggml repacks and run its repacked GEMM/GEMV orders);
+ *     F32 and F16 weights with tinyBLAS's 16-lane order for batches of >= 2
+ *     tokens when cols % 16 == 0 and rows % 4 == 0, else ggml_vec_dot's.
+ *     Integer-code and FP8 weights have no ggml counterpart: as in EXACT
+ *     mode (without SGEMM).  BF16 pairs are summed in the kernels' own
+ *     order, not ggml's.
  *
- * Rounding: the dot kernels and SGEMM sum in different orders, so a
- * position's logits may differ by rounding (~1e-6 relative) between
- * "evaluated in one batch" and "evaluated token by token" (not in GGML mode
- * with Q8_0/F16/BF16 weights: there both use the same kernels).  Equal calls
- * give equal bits.
+ * GGML mode also runs the float ops around the matmuls in ggml's order
+ * (llama.cpp's AVX-512 build; kernels.h, attn_ggml below): RoPE's rotation
+ * with the build's fused multiply-adds and its float angle recurrence,
+ * q.k with ggml_vec_dot_f32, the softmax's exps with ggml_v_expf in
+ * 16-lane chunks, the weighted sum of V with tinyBLAS (batches) or
+ * ggml_vec_dot_f32 over llama.cpp's KV length padded to 256 (one token),
+ * SwiGLU with ggml_v_expf.  Batches are split as llama.cpp's default
+ * n_ubatch (512) splits them, since ggml's kernels differ for one and for
+ * several tokens.  The result: logits bit-identical to llama.cpp's on every
+ * type tested (tests/compat section 7), in one batch and token by token.
+ *
+ * Rounding: in EXACT mode the dot kernels and SGEMM sum in different
+ * orders, so a position's logits may differ by rounding (~1e-6 relative)
+ * between "evaluated in one batch" and "evaluated token by token"; in GGML
+ * mode they differ exactly where llama.cpp's do.  Equal calls give equal
+ * bits.
  *
  * Threads and determinism: a persistent pool of threads-1 workers plus the
  * caller (no workers with one thread); each op is one pool job, with a
@@ -66,7 +90,8 @@
  * Memory: the weights are borrowed from the model (F16/BF16/int8 are read in
  * place: no F32 copy); norms that are not F32 are converted once (small).
  * The engine owns the KV cache (2 * n_layers * ctx_len * kv floats) and
- * activations for at most MAX_BATCH tokens (longer evals run in chunks).
+ * activations for at most MAX_BATCH tokens (GGML mode: GGML_BATCH; longer
+ * evals run in chunks).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -85,6 +110,8 @@
 #include "mcb/gguf.h"
 #include "mcb/kernels.h"
 #include "mcb/model.h"
+#include "mcb/qtensor.h"
+#include "mcb/quant.h"
 #include "mcb/tensor.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -95,12 +122,35 @@
 #endif
 
 #define MAX_BATCH 128        /* tokens per internal batch */
+#define GGML_BATCH 512       /* GGML mode: llama.cpp's default n_ubatch (kernels
+                              * differ for 1 and >= 2 tokens: same splits) */
 #define TILE_FLOATS (1 << 18) /* dequantized weight tile for SGEMM: 1 MiB */
 #define F32_TILE_FLOATS (1 << 20) /* F32 weights: rows per SGEMM call, 4 MiB */
 #define SPIN 4000            /* pause loops before a pool thread sleeps (~50-100 us) */
+#define GGML_KV_PAD 256      /* llama.cpp's KV length padding (no flash attention) */
 
 /* cblas.h enum values (runtime/blas.c is the only file that includes it) */
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+
+/* llama.cpp's KV length for positions 0..len-1: a multiple of GGML_KV_PAD */
+static int64_t kv_padded(int64_t len)
+{
+	return (len + GGML_KV_PAD - 1) / GGML_KV_PAD * GGML_KV_PAD;
+}
+
+/* the sum of 16 floats as ggml's AVX-512 build reduces a vector
+ * (_mm512_reduce_add_ps: halves 8 + 8, 4 + 4, then (0 + 2) + (1 + 3)) */
+static float red16(const float *a)
+{
+	float t3[8], t6[4];
+	int i;
+
+	for (i = 0; i < 8; i++)
+		t3[i] = a[8 + i] + a[i];
+	for (i = 0; i < 4; i++)
+		t6[i] = t3[4 + i] + t3[i];
+	return (t6[0] + t6[2]) + (t6[1] + t6[3]);
+}
 
 /* ---- thread pool ---- */
 
@@ -258,20 +308,43 @@ static void pool_run(struct pool *p, job_fn fn, void *ctx, int64_t n, int64_t ch
 
 /* ---- weights ---- */
 
-enum wform { W_F32, W_F16, W_BF16, W_I8, W_Q8_0 };
+/*
+ * Weight forms: the float ones, the two int8 forms with their own kernels
+ * (per channel with an F32 scale; Q8_0's split form), ggml blocks, and every
+ * other qtensor form (int of any width, asymmetric, g_idx; fp8), which runs
+ * on rows dequantized exactly by mcb_qtensor_row.
+ */
+enum wform { W_F32, W_F16, W_BF16, W_I8, W_Q8_0, W_GGML, W_QROW };
 
-/* The activation type a matmul consumes. */
-enum acttype { A_F32, A_F16, A_BF16, A_Q8 };
+/* The activation type a matmul consumes: F32, fp16, bf16, or a ggml dot
+ * type (Q8_0 blocks, Q8_1, Q8_K, and Q8_K as the repacked Q4_K path
+ * quantizes its rows in groups of 4). */
+enum acttype { A_F32, A_F16, A_BF16, A_Q8, A_Q81, A_Q8K, A_Q8KR, A_COUNT };
 
 /* W (rows, cols) in one of the forms; y (rows,) = W x (cols,) */
 struct lin {
 	const char *name;  /* tensor name (the model's arena) */
 	enum wform form;
 	int64_t rows, cols;
-	const void *w;     /* row-major values or int8 codes */
+	const void *w;     /* row-major values, int8 codes or ggml block rows */
 	const void *scale; /* W_I8: float (rows,); W_Q8_0: fp16 (rows, cols/32) */
+	size_t row_bytes;  /* W_GGML: bytes per row */
+	enum mcb_dtype gtype; /* W_GGML: the block type */
+	enum mcb_ggml_order order; /* W_GGML in GGML mode: ggml's kernel (for A_Q8KR:
+	                              the gemm order; single rows use GEMV) */
+	struct mcb_qtensor qt; /* the weight as qtensor describes it */
 	enum acttype act;  /* what the engine's mode feeds it */
 	int tiled;         /* n > 1 runs dequantized tiles through SGEMM */
+};
+
+/* Quantized activations of one dot type, rows of maxcols values (struct
+ * mcb_qact's layout); only the arrays the type uses are allocated. */
+struct actbuf {
+	int8_t *q;      /* (maxb, maxcols) */
+	uint16_t *d;    /* (maxb, maxcols/32 + 1) */
+	uint16_t *s;    /* Q8_1: (maxb, maxcols/32 + 1) */
+	float *dk;      /* Q8_K: (maxb, maxcols/256 + 1) */
+	int16_t *bs;    /* Q8_K: (maxb, maxcols/16 + 1) */
 };
 
 struct layer {
@@ -286,6 +359,7 @@ struct mcb_engine {
 	int64_t ctx_len;  /* KV cache positions */
 	int64_t pos;      /* positions held */
 	int64_t kv_dim;   /* n_kv_heads * head_dim */
+	int64_t q_dim;    /* n_heads * head_dim (dim unless heads were pruned) */
 	int64_t maxb;     /* tokens per internal batch */
 	struct layer *layers;
 	struct lin embd;  /* token_embd (vocab, dim) */
@@ -305,9 +379,11 @@ struct mcb_engine {
 	float *x, *xb, *q, *att, *tmp; /* (maxb, dim) */
 	float *hb, *hb2;               /* (maxb, hidden) */
 	float *rope_cs;                /* (maxb, hd/2, 2): cos, sin */
-	float *scores;                 /* (threads, ctx_len) */
-	int8_t *aq;                    /* (maxb, maxcols) Q8_0 codes of the activation */
-	uint16_t *ad;                  /* (maxb, maxcols/32) their fp16 scales */
+	float *scores;                 /* (threads, sstride) attention scratch */
+	int64_t sstride;               /* scores, gathered V column (GGML), 16 lanes x hd */
+	struct actbuf act[A_COUNT];    /* quantized activations (A_Q8 .. A_Q8KR), when used */
+	int need_act[A_COUNT];         /* 1 when some weight consumes that type */
+	float *rowbuf;                 /* (threads, maxcols) a dequantized row (W_QROW, W_GGML) */
 	uint16_t *ah;                  /* (maxb, maxcols) fp16 activation */
 	uint16_t *abh;                 /* (maxb, maxcols) bf16 activation */
 	float *tile;                   /* (threads, tile_floats) dequantized weight tiles, or NULL */
@@ -386,74 +462,56 @@ static int check_supported(const struct mcb_model *m, struct mcb_errctx *e)
 	return 0;
 }
 
-/* Resolve tensor name (rows, cols) into a lin, reading the quantization
- * record of an I8 tensor. */
+/* Resolve tensor name (rows, cols) into a lin: its qtensor description
+ * (record and side tensors checked there), the kernel form, and in GGML
+ * mode the activation type and ggml kernel order llama.cpp would use. */
 static int bind_lin(struct mcb_engine *en, const struct mcb_model *m, const char *name,
 		    int64_t rows, int64_t cols, struct lin *l, struct mcb_errctx *e)
 {
-	const struct mcb_tensor *t = mcb_model_find(m, name), *s;
-	const json_t *rec;
-	const char *gran, *sname;
-	int64_t gs;
+	const struct mcb_qtensor *q = &l->qt;
+	int rc;
 
-	if (!t || t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
-		return mcb_errf(e, MCB_EFORMAT, "engine: tensor '%s' is missing or not (%lld, %lld)",
-				name, (long long)rows, (long long)cols);
 	memset(l, 0, sizeof(*l));
-	l->name = t->name;
+	if ((rc = mcb_qtensor_get(m, name, &l->qt, e)))
+		return mcb_errprefix(e, "engine");
+	if (q->rows != rows || q->cols != cols)
+		return mcb_errf(e, MCB_EFORMAT, "engine: tensor '%s' is (%lld, %lld), expected "
+				"(%lld, %lld)", name, (long long)q->rows, (long long)q->cols,
+				(long long)rows, (long long)cols);
+	l->name = q->name;
 	l->rows = rows;
 	l->cols = cols;
-	l->w = t->data;
-	switch (t->dtype) {
-	case MCB_DT_F32:
-		l->form = W_F32;
+	l->w = q->codes->data;
+	switch (q->format) {
+	case MCB_QF_FLOAT:
+		l->form = q->codes->dtype == MCB_DT_F32 ? W_F32
+			  : q->codes->dtype == MCB_DT_F16 ? W_F16 : W_BF16;
 		break;
-	case MCB_DT_F16:
-		l->form = W_F16;
-		break;
-	case MCB_DT_BF16:
-		l->form = W_BF16;
-		break;
-	case MCB_DT_I8:
-		rec = json_object_get(json_object_get(m->meta, "quant"), name);
-		gran = json_string_value(json_object_get(rec, "granularity"));
-		sname = json_string_value(json_object_get(rec, "scale"));
-		gs = json_integer_value(json_object_get(rec, "group_size"));
-		if (!gran || !sname)
-			return mcb_errf(e, MCB_EFORMAT,
-					"engine: tensor '%s' is int8 without a quantization record "
-					"naming its granularity and scale tensor", name);
-		s = mcb_model_find(m, sname);
-		if (!s)
-			return mcb_errf(e, MCB_EFORMAT, "engine: scale tensor '%s' of '%s' is missing",
-					sname, name);
-		if (!strcmp(gran, "channel")) {
-			if (s->dtype != MCB_DT_F32 || mcb_tensor_numel(s) != (uint64_t)rows ||
-			    s->shape[0] != rows)
-				return mcb_errf(e, MCB_EFORMAT,
-						"engine: scale tensor '%s' must be F32 (%lld,)", sname,
-						(long long)rows);
-			l->form = W_I8;
-		} else if (!strcmp(gran, "group") && gs == MCB_QK) {
-			if (cols % MCB_QK || s->dtype != MCB_DT_F16 || s->ndim != 2 ||
-			    s->shape[0] != rows || s->shape[1] != cols / MCB_QK)
-				return mcb_errf(e, MCB_EFORMAT,
-						"engine: scale tensor '%s' must be F16 (%lld, %lld)", sname,
-						(long long)rows, (long long)(cols / MCB_QK));
-			l->form = W_Q8_0;
-		} else {
-			return mcb_errf(e, MCB_EUNSUP,
-					"engine: tensor '%s': int8 granularity '%s' with group size "
-					"%lld is not supported (per channel, or groups of 32)",
-					name, gran, (long long)gs);
+	case MCB_QF_INT:
+		/* the int8 forms step_quantize writes have their own kernels */
+		l->form = W_QROW;
+		if (q->bits == 8 && q->symmetric && !q->g_idx) {
+			if (!q->group_size && q->scale->dtype == MCB_DT_F32)
+				l->form = W_I8;
+			else if (q->group_size == MCB_QK && cols % MCB_QK == 0 &&
+				 q->scale->dtype == MCB_DT_F16)
+				l->form = W_Q8_0;
 		}
-		l->scale = s->data;
+		if (l->form != W_QROW)
+			l->scale = q->scale->data;
 		break;
-	default:
-		return mcb_errf(e, MCB_EUNSUP, "engine: tensor '%s' has dtype %s, not supported", name,
-				mcb_dtype_info(t->dtype)->name);
+	case MCB_QF_GGML:
+		l->form = W_GGML;
+		l->gtype = q->ggml;
+		l->row_bytes = q->row_bytes;
+		break;
+	case MCB_QF_FP8:
+		l->form = W_QROW;
+		break;
 	}
-	/* the activation type and the batched path, per mode */
+	/* the activation type and the batched path, per mode (kernels.h:
+	 * ggml's x86 kernels; Q4_0 and Q4_K weights with rows % 8 == 0 are
+	 * the ones ggml repacks) */
 	l->act = A_F32;
 	if (en->mode == MCB_ENGINE_GGML) {
 		if (l->form == W_F16)
@@ -463,6 +521,31 @@ static int bind_lin(struct mcb_engine *en, const struct mcb_model *m, const char
 		else if (l->form == W_Q8_0)
 			l->act = A_Q8;
 	}
+	if (en->mode == MCB_ENGINE_GGML && l->form == W_GGML) {
+		switch (l->gtype) {
+		case MCB_DT_Q8_0:
+			l->act = A_Q8;
+			l->order = MCB_GO_Q8_0;
+			break;
+		case MCB_DT_Q4_0:
+			l->act = A_Q8;
+			l->order = rows % 8 ? MCB_GO_Q4_0 : MCB_GO_Q4_0_R;
+			break;
+		case MCB_DT_Q4_1:
+			l->act = A_Q81;
+			l->order = MCB_GO_Q4_1;
+			break;
+		case MCB_DT_Q4_K:
+			l->act = rows % 8 ? A_Q8K : A_Q8KR;
+			l->order = rows % 8 ? MCB_GO_Q4_K : MCB_GO_Q4_K_GEMM;
+			break;
+		default: /* Q6_K */
+			l->act = A_Q8K;
+			l->order = MCB_GO_Q6_K;
+			break;
+		}
+	}
+	en->need_act[l->act] = 1;
 	l->tiled = l->form != W_F32 && l->act == A_F32;
 	return 0;
 }
@@ -516,12 +599,46 @@ void mcb_engine_free(struct mcb_engine *en)
 	free(en->hb2);
 	free(en->rope_cs);
 	free(en->scores);
-	free(en->aq);
-	free(en->ad);
+	for (i = 0; i < A_COUNT; i++) {
+		free(en->act[i].q);
+		free(en->act[i].d);
+		free(en->act[i].s);
+		free(en->act[i].dk);
+		free(en->act[i].bs);
+	}
+	free(en->rowbuf);
 	free(en->ah);
 	free(en->abh);
 	free(en->tile);
 	free(en);
+}
+
+/* The quantized-activation buffers of the dot types some weight consumes. */
+static int alloc_acts(struct mcb_engine *en, int64_t maxb, struct mcb_errctx *e)
+{
+	const int64_t mc = en->maxcols;
+	int a, rc = 0;
+
+	for (a = A_Q8; a < A_COUNT && !rc; a++) {
+		struct actbuf *b = &en->act[a];
+
+		if (!en->need_act[a])
+			continue;
+		rc = alloc_array((void **)&b->q, maxb * mc, 1, "activation codes", e);
+		if (!rc && (a == A_Q8 || a == A_Q81))
+			rc = alloc_array((void **)&b->d, maxb * (mc / MCB_QK + 1), sizeof(uint16_t),
+					 "activation scales", e);
+		if (!rc && a == A_Q81)
+			rc = alloc_array((void **)&b->s, maxb * (mc / MCB_QK + 1), sizeof(uint16_t),
+					 "activation sums", e);
+		if (!rc && (a == A_Q8K || a == A_Q8KR))
+			rc = alloc_array((void **)&b->dk, maxb * (mc / MCB_QKK + 1), sizeof(float),
+					 "activation scales", e);
+		if (!rc && (a == A_Q8K || a == A_Q8KR))
+			rc = alloc_array((void **)&b->bs, maxb * (mc / 16 + 1), sizeof(int16_t),
+					 "activation sums", e);
+	}
+	return rc;
 }
 
 static int bind_model(struct mcb_engine *en, const struct mcb_model *m, struct mcb_errctx *e)
@@ -537,8 +654,8 @@ static int bind_model(struct mcb_engine *en, const struct mcb_model *m, struct m
 	for (l = 0; l < c->n_layers; l++) {
 		struct layer *L = &en->layers[l];
 		struct lin *lins[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
-		const int64_t shapes[7][2] = {{c->dim, c->dim},	   {en->kv_dim, c->dim},
-					      {en->kv_dim, c->dim},  {c->dim, c->dim},
+		const int64_t shapes[7][2] = {{en->q_dim, c->dim},   {en->kv_dim, c->dim},
+					      {en->kv_dim, c->dim},  {c->dim, en->q_dim},
 					      {c->hidden_dim, c->dim}, {c->hidden_dim, c->dim},
 					      {c->dim, c->hidden_dim}};
 
@@ -577,8 +694,12 @@ int mcb_engine_new(const struct mcb_model *m, const struct mcb_engine_opts *o,
 	    (o->mode != MCB_ENGINE_EXACT && o->mode != MCB_ENGINE_GGML))
 		return mcb_errf(e, MCB_EINVAL, "engine: bad options (threads %d, ctx_len %lld)",
 				o ? o->threads : 0, o ? (long long)o->ctx_len : 0LL);
-	if ((rc = check_supported(m, e)) || (rc = mcb_model_check_llama(m, "engine: model", e)))
+	if ((rc = check_supported(m, e)) || (rc = mcb_model_check_config(&m->cfg, "engine: model", e)))
 		return rc;
+	if (!m->cfg.tied_embeddings != !!mcb_model_find(m, "output.weight"))
+		return mcb_errf(e, MCB_EFORMAT, "engine: model: %s", m->cfg.tied_embeddings
+				? "has output.weight but the embeddings are tied"
+				: "missing tensor 'output.weight'");
 	en = mcb_xcalloc(1, sizeof(*en));
 	en->cfg = m->cfg;
 	c = &en->cfg;
@@ -591,14 +712,19 @@ int mcb_engine_new(const struct mcb_model *m, const struct mcb_engine_opts *o,
 		goto fail;
 	}
 	en->kv_dim = c->n_kv_heads * c->head_dim;
+	en->q_dim = c->n_heads * c->head_dim;
 	en->k = mcb_kernels();
 	if ((rc = bind_model(en, m, e)))
 		goto fail;
 
-	maxb = en->ctx_len < MAX_BATCH ? en->ctx_len : MAX_BATCH;
+	maxb = en->mode == MCB_ENGINE_GGML ? GGML_BATCH : MAX_BATCH;
+	maxb = en->ctx_len < maxb ? en->ctx_len : maxb;
 	en->maxb = maxb;
 	en->maxcols = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+	en->maxcols = en->maxcols > en->q_dim ? en->maxcols : en->q_dim;
 	hd2 = c->head_dim / 2;
+	/* scores and a gathered V column over the padded KV length, 16 lanes */
+	en->sstride = 2 * kv_padded(en->ctx_len) + 16 * c->head_dim;
 	{
 		size_t kvn;
 
@@ -615,8 +741,9 @@ int mcb_engine_new(const struct mcb_model *m, const struct mcb_engine_opts *o,
 	}
 	if ((rc = alloc_array((void **)&en->x, maxb * c->dim, sizeof(float), "activations", e)) ||
 	    (rc = alloc_array((void **)&en->xb, maxb * c->dim, sizeof(float), "activations", e)) ||
-	    (rc = alloc_array((void **)&en->q, maxb * c->dim, sizeof(float), "activations", e)) ||
-	    (rc = alloc_array((void **)&en->att, maxb * c->dim, sizeof(float), "activations", e)) ||
+	    (rc = alloc_array((void **)&en->q, maxb * en->q_dim, sizeof(float), "activations", e)) ||
+	    (rc = alloc_array((void **)&en->att, maxb * en->q_dim, sizeof(float), "activations",
+			       e)) ||
 	    (rc = alloc_array((void **)&en->tmp, maxb * c->dim, sizeof(float), "activations", e)) ||
 	    (rc = alloc_array((void **)&en->hb, maxb * c->hidden_dim, sizeof(float), "activations",
 			       e)) ||
@@ -624,11 +751,11 @@ int mcb_engine_new(const struct mcb_model *m, const struct mcb_engine_opts *o,
 			       "activations", e)) ||
 	    (rc = alloc_array((void **)&en->rope_cs, maxb * hd2 * 2, sizeof(float), "rope tables",
 			       e)) ||
-	    (rc = alloc_array((void **)&en->scores, (int64_t)en->threads * en->ctx_len,
+	    (rc = alloc_array((void **)&en->scores, (int64_t)en->threads * en->sstride,
 			       sizeof(float), "attention scores", e)) ||
-	    (rc = alloc_array((void **)&en->aq, maxb * en->maxcols, 1, "activation codes", e)) ||
-	    (rc = alloc_array((void **)&en->ad, maxb * (en->maxcols / MCB_QK + 1),
-			       sizeof(uint16_t), "activation scales", e)) ||
+	    (rc = alloc_acts(en, maxb, e)) ||
+	    (rc = alloc_array((void **)&en->rowbuf, (int64_t)en->threads * en->maxcols,
+			       sizeof(float), "dequantized rows", e)) ||
 	    (rc = alloc_array((void **)&en->ah, maxb * en->maxcols, sizeof(uint16_t),
 			       "activations", e)) ||
 	    (rc = alloc_array((void **)&en->abh, maxb * en->maxcols, sizeof(uint16_t),
@@ -699,6 +826,9 @@ static uint64_t lin_bytes(const struct lin *l)
 		return n + 4 * (uint64_t)l->rows;
 	case W_Q8_0:
 		return n + 2 * (n / MCB_QK);
+	case W_GGML:
+	case W_QROW:
+		return mcb_qtensor_bytes(&l->qt);
 	}
 	return 0;
 }
@@ -750,31 +880,46 @@ static void lin_row(const struct mcb_engine *en, const struct lin *l, int64_t r,
 		en->k->deq_q8_0(c, (const int8_t *)l->w + r * c,
 				(const uint16_t *)l->scale + r * (c / MCB_QK), y);
 		break;
+	case W_GGML:
+		mcb_dequantize_row_ggml(l->gtype, (const uint8_t *)l->w + r * l->row_bytes, y, c);
+		break;
+	case W_QROW:
+		mcb_qtensor_row(&l->qt, r, y);
+		break;
 	}
 }
 
-/* One output element: W[r] . activation row t (in the lin's act type). */
+/* One output element: W[r] . activation row t (in the lin's act type), for
+ * the forms with a dot kernel (not W_GGML, W_QROW: matvec_piece). */
 static float lin_dot(const struct mcb_engine *en, const struct lin *l, int64_t r, int64_t t,
-		     const float *x)
+		     int64_t n, const float *x)
 {
 	const struct mcb_kernels *k = en->k;
 	const int64_t c = l->cols;
+	/* GGML mode, F32 / F16 weights: llamafile's tinyBLAS where it takes
+	 * the product (batches, k % 16 == 0, m % 4 == 0), else ggml's vec_dot
+	 * (kernels.h) */
+	const int tiny = n >= 2 && c % 16 == 0 && l->rows % 4 == 0;
 
 	switch (l->act) {
 	case A_F16:
-		return k->dot_f16_f16(c, (const uint16_t *)l->w + r * c, en->ah + t * c);
+		return tiny ? k->dot_f16_lanes16(c, (const uint16_t *)l->w + r * c, en->ah + t * c)
+			    : k->dot_f16_f16(c, (const uint16_t *)l->w + r * c, en->ah + t * c);
 	case A_BF16:
 		return k->dot_bf16_bf16(c, (const uint16_t *)l->w + r * c, en->abh + t * c);
 	case A_Q8:
 		return k->dot_q8_0_q8_0(c, (const int8_t *)l->w + r * c,
 					(const uint16_t *)l->scale + r * (c / MCB_QK),
-					en->aq + t * c, en->ad + t * (c / MCB_QK));
-	case A_F32:
+					en->act[A_Q8].q + t * c, en->act[A_Q8].d + t * (c / MCB_QK));
+	default:
 		break;
 	}
 	x += t * c;
 	switch (l->form) {
 	case W_F32:
+		if (en->mode == MCB_ENGINE_GGML)
+			return tiny ? k->dot_f32_lanes16(c, (const float *)l->w + r * c, x)
+				    : k->dot_f32_ggml(c, (const float *)l->w + r * c, x);
 		return k->dot_f32(c, (const float *)l->w + r * c, x);
 	case W_F16:
 		return k->dot_f16_f32(c, (const uint16_t *)l->w + r * c, x);
@@ -786,8 +931,50 @@ static float lin_dot(const struct mcb_engine *en, const struct lin *l, int64_t r
 	case W_Q8_0:
 		return k->dot_q8_0_f32(c, (const int8_t *)l->w + r * c,
 				       (const uint16_t *)l->scale + r * (c / MCB_QK), x);
+	case W_GGML:
+	case W_QROW:
+		break;
 	}
 	return 0.0f;
+}
+
+/* The quantized activations of type a from token t0 on (rows of c values). */
+static struct mcb_qact qact_at(const struct mcb_engine *en, enum acttype a, int64_t t0, int64_t c)
+{
+	const struct actbuf *b = &en->act[a];
+	struct mcb_qact q = {b->q + t0 * c, NULL, NULL, NULL, NULL};
+
+	if (b->d)
+		q.d = b->d + t0 * (c / MCB_QK);
+	if (b->s)
+		q.s = b->s + t0 * (c / MCB_QK);
+	if (b->dk)
+		q.dk = b->dk + t0 * (c / MCB_QKK);
+	if (b->bs)
+		q.bsums = b->bs + t0 * (c / 16);
+	return q;
+}
+
+/* rows [r0, r1) of a ggml-block weight against all n tokens in GGML mode:
+ * ggml's kernel order; the repacked Q4_K path takes tokens in groups of
+ * four (gemm) and the rest one by one (gemv), as llama.cpp's repack
+ * forward_mul_mat does within each batch */
+static void ggml_rows(const struct mcb_engine *en, const struct lin *l, int64_t r0, int64_t r1,
+		      int64_t n, float *y, int64_t ldy)
+{
+	const int64_t c = l->cols, ng = l->act == A_Q8KR ? n - n % 4 : n;
+	const uint8_t *w = (const uint8_t *)l->w + r0 * l->row_bytes;
+	struct mcb_qact a;
+
+	if (ng > 0) {
+		a = qact_at(en, l->act, 0, c);
+		en->k->gemm_ggml(l->order, c, w, l->row_bytes, r1 - r0, &a, ng, y + r0, ldy);
+	}
+	if (ng < n) {
+		a = qact_at(en, l->act, ng, c);
+		en->k->gemm_ggml(MCB_GO_Q4_K_GEMV, c, w, l->row_bytes, r1 - r0, &a, n - ng,
+				 y + ng * ldy + r0, ldy);
+	}
 }
 
 #define MAXLIN 3
@@ -819,7 +1006,6 @@ static void matvec_piece(void *ctx, int64_t i0, int64_t i1, int tid)
 	int64_t i, t, r0, r1;
 	int w = 0;
 
-	(void)tid;
 	for (i = i0; i < i1; i = j->start[w] + r1) {
 		const struct lin *l;
 
@@ -828,17 +1014,34 @@ static void matvec_piece(void *ctx, int64_t i0, int64_t i1, int tid)
 		l = j->w[w];
 		r0 = i - j->start[w];
 		r1 = (i1 < j->start[w + 1] ? i1 : j->start[w + 1]) - j->start[w];
+		if (l->form == W_GGML && l->act != A_F32) {
+			ggml_rows(j->en, l, r0, r1, j->n, j->y[w], j->ldy[w]);
+			continue;
+		}
 		if (l->act == A_Q8) {
 			const int64_t c = l->cols;
 
 			k->gemm_q8_0_q8_0(c, (const int8_t *)l->w + r0 * c,
 					  (const uint16_t *)l->scale + r0 * (c / MCB_QK), r1 - r0,
-					  j->en->aq, j->en->ad, j->n, j->y[w] + r0, j->ldy[w]);
+					  j->en->act[A_Q8].q, j->en->act[A_Q8].d, j->n, j->y[w] + r0,
+					  j->ldy[w]);
+			continue;
+		}
+		if (l->form == W_GGML || l->form == W_QROW) {
+			/* each row dequantized once into this thread's buffer */
+			float *row = j->en->rowbuf + (int64_t)tid * j->en->maxcols;
+
+			for (; r0 < r1; r0++) {
+				lin_row(j->en, l, r0, row);
+				for (t = 0; t < j->n; t++)
+					j->y[w][t * j->ldy[w] + r0] =
+						k->dot_f32(l->cols, row, j->x + t * l->cols);
+			}
 			continue;
 		}
 		for (; r0 < r1; r0++)
 			for (t = 0; t < j->n; t++)
-				j->y[w][t * j->ldy[w] + r0] = lin_dot(j->en, l, r0, t, j->x);
+				j->y[w][t * j->ldy[w] + r0] = lin_dot(j->en, l, r0, t, j->n, j->x);
 	}
 }
 
@@ -852,8 +1055,19 @@ static void prep_piece(void *ctx, int64_t i0, int64_t i1, int tid)
 
 	(void)tid;
 	for (t = i0; t < i1; t++) {
+		const struct actbuf *b = &j->en->act[j->act];
+
 		if (j->act == A_Q8)
-			k->quantize_act(c, j->x + t * c, j->en->aq + t * c, j->en->ad + t * (c / MCB_QK));
+			k->quantize_act(c, j->x + t * c, b->q + t * c, b->d + t * (c / MCB_QK));
+		else if (j->act == A_Q81)
+			k->quantize_act_q8_1(c, j->x + t * c, b->q + t * c, b->d + t * (c / MCB_QK),
+					     b->s + t * (c / MCB_QK));
+		else if (j->act == A_Q8K || j->act == A_Q8KR)
+			/* the repacked path quantizes whole groups of 4 rows with
+			 * its 4-row quantizer, the rest with the row quantizer */
+			k->quantize_act_q8_k(c, j->x + t * c, b->q + t * c, b->dk + t * (c / MCB_QKK),
+					     b->bs + t * (c / 16),
+					     j->act == A_Q8KR && t < j->n - j->n % 4);
 		else if (j->act == A_F16)
 			k->f32_to_f16(c, j->x + t * c, j->en->ah + t * c);
 		else if (j->act == A_BF16)
@@ -910,12 +1124,23 @@ static int64_t chunk_for(const struct mcb_engine *en, int64_t n)
 
 /* y_i (n, rows_i) = x (n, cols) W_i^T for the nw weights (same cols), each
  * y_i with row stride ldy_i. */
+/* does a batch of n through W go through SGEMM?  (F32 and tiled weights,
+ * except F32 in GGML mode: ggml's own kernels there) */
+static int sgemm(const struct mcb_engine *en, const struct lin *l, int64_t n)
+{
+	if (n == 1)
+		return 0;
+	if (l->form == W_F32)
+		return en->mode != MCB_ENGINE_GGML;
+	return l->tiled;
+}
+
 static void matmul(struct mcb_engine *en, int nw, const struct lin *const *ws, float *const *ys,
 		   const int64_t *ldy, const float *x, int64_t n)
 {
 	struct matmul_job j;
 	const int64_t cols = ws[0]->cols;
-	int i, need[4] = {0, 0, 0, 0};
+	int i, need[A_COUNT] = {0};
 
 	memset(&j, 0, sizeof(j));
 	j.en = en;
@@ -934,7 +1159,7 @@ static void matmul(struct mcb_engine *en, int nw, const struct lin *const *ws, f
 		const struct lin *l = ws[i];
 		int64_t ntiles;
 
-		if (n == 1 || (l->form != W_F32 && !l->tiled))
+		if (!sgemm(en, l, n))
 			continue;
 		j.tl = l;
 		j.gy = ys[i];
@@ -947,7 +1172,7 @@ static void matmul(struct mcb_engine *en, int nw, const struct lin *const *ws, f
 	for (i = 0; i < nw; i++) {
 		const struct lin *l = ws[i];
 
-		if (n > 1 && (l->form == W_F32 || l->tiled))
+		if (sgemm(en, l, n))
 			continue;
 		j.w[j.nw] = l;
 		j.y[j.nw] = ys[i];
@@ -1039,8 +1264,10 @@ static void rope_tables(struct mcb_engine *en, int64_t pos0, int64_t n)
 	}
 }
 
-/* rotate pairs (2i, 2i+1) of each head of v (nheads * hd,) */
-static void rope_row(float *v, int64_t nheads, int64_t hd, const float *cs)
+/* rotate pairs (2i, 2i+1) of each head of v (nheads * hd,); ggml: with the
+ * contraction llama.cpp's build applies to ggml's rotate_pairs (x0 cos -
+ * x1 sin, x0 sin + x1 cos as fma(x0, cos, -(x1 sin)), fma(x0, sin, x1 cos)) */
+static void rope_row(float *v, int64_t nheads, int64_t hd, const float *cs, int ggml)
 {
 	int64_t h, i;
 
@@ -1051,16 +1278,77 @@ static void rope_row(float *v, int64_t nheads, int64_t hd, const float *cs)
 			float c = cs[2 * i], s = cs[2 * i + 1];
 			float a = u[2 * i], b = u[2 * i + 1];
 
-			u[2 * i] = a * c - b * s;
-			u[2 * i + 1] = a * s + b * c;
+			if (ggml) {
+				u[2 * i] = fmaf(a, c, -(b * s));
+				u[2 * i + 1] = fmaf(a, s, b * c);
+			} else {
+				u[2 * i] = a * c - b * s;
+				u[2 * i + 1] = a * s + b * c;
+			}
 		}
 	}
 }
 
 struct attn_job {
 	struct mcb_engine *en;
-	int64_t layer, pos0;
+	int64_t layer, pos0, n;
 };
+
+/*
+ * One (token, head) of the attention in GGML mode, ggml's graph on llama.cpp's
+ * KV cache (no flash attention) with ggml's float orders (kernels.h):
+ *   kq = ggml_vec_dot_f32(q, k_p) (q is a permuted view: no tinyBLAS);
+ *   soft_max_ext: s = kq * scale, masked positions -inf, exps and sum in
+ *   chunks of 16 over the padded KV length (masked lanes give exp 0),
+ *   P = e * (float)(1 / sum);
+ *   kqv: a batch of >= 2 tokens goes through llamafile's tinyBLAS when
+ *   head_dim % 4 == 0 (per output 16 lanes, lane l an fma chain over the
+ *   positions p = l mod 16, then the 16-lane sum), else (a single token)
+ *   through ggml_vec_dot_f32 over the padded KV length (positions past the
+ *   last are 0 in both).
+ */
+static void attn_ggml(struct mcb_engine *en, const float *q, const float *kc, const float *vc,
+		      int64_t last, int64_t n, float *out, float *s)
+{
+	const struct mcb_kernels *k = en->k;
+	const int64_t hd = en->cfg.head_dim, kvd = en->kv_dim;
+	const int64_t len = last + 1, len16 = (len + 15) / 16 * 16, nkv = kv_padded(len);
+	const float scale = 1.0f / sqrtf((float)hd);
+	float *col = s + kv_padded(en->ctx_len), *acc = col + kv_padded(en->ctx_len);
+	float mx = -INFINITY, inv;
+	int64_t p, i, l;
+
+	for (p = 0; p < len; p++) {
+		s[p] = k->dot_f32_ggml(hd, kc + p * kvd, q) * scale;
+		if (s[p] > mx)
+			mx = s[p];
+	}
+	for (; p < len16; p++)
+		s[p] = -INFINITY;
+	inv = (float)(1.0 / k->softmax_exp_ggml(len16, s, mx));
+	for (p = 0; p < len; p++)
+		s[p] *= inv;
+	if (n >= 2 && hd % 4 == 0) {
+		memset(acc, 0, (size_t)(16 * hd) * sizeof(float));
+		for (p = 0; p < len; p++)
+			k->fma_f32(hd, s[p], vc + p * kvd, acc + (p % 16) * hd);
+		for (i = 0; i < hd; i++) {
+			float lanes[16];
+
+			for (l = 0; l < 16; l++)
+				lanes[l] = acc[l * hd + i];
+			out[i] = red16(lanes);
+		}
+	} else {
+		memset(s + len, 0, (size_t)(nkv - len) * sizeof(float));
+		memset(col + len, 0, (size_t)(nkv - len) * sizeof(float));
+		for (i = 0; i < hd; i++) {
+			for (p = 0; p < len; p++)
+				col[p] = vc[p * kvd + i];
+			out[i] = k->dot_f32_ggml(nkv, col, s);
+		}
+	}
+}
 
 /* items: (token t, head h) pairs, t * n_heads + h */
 static void attn_piece(void *ctx, int64_t i0, int64_t i1, int tid)
@@ -1072,17 +1360,21 @@ static void attn_piece(void *ctx, int64_t i0, int64_t i1, int tid)
 	const float *kc = en->kcache + j->layer * en->ctx_len * kvd;
 	const float *vc = en->vcache + j->layer * en->ctx_len * kvd;
 	const float scale = 1.0f / sqrtf((float)hd);
-	float *s = en->scores + (int64_t)tid * en->ctx_len;
+	float *s = en->scores + (int64_t)tid * en->sstride;
 	int64_t it, p;
 
 	for (it = i0; it < i1; it++) {
 		const int64_t t = it / c->n_heads, h = it % c->n_heads, g = h / group;
 		const int64_t last = j->pos0 + t; /* attends to positions 0..last */
-		const float *q = en->q + t * c->dim + h * hd;
-		float *out = en->att + t * c->dim + h * hd;
+		const float *q = en->q + t * en->q_dim + h * hd;
+		float *out = en->att + t * en->q_dim + h * hd;
 		float mx = -INFINITY, inv;
 		double sum = 0.0;
 
+		if (en->mode == MCB_ENGINE_GGML) {
+			attn_ggml(en, q, kc + g * hd, vc + g * hd, last, j->n, out, s);
+			continue;
+		}
 		for (p = 0; p <= last; p++) {
 			s[p] = en->k->dot_f32(hd, q, kc + p * kvd + g * hd) * scale;
 			if (s[p] > mx)
@@ -1113,6 +1405,24 @@ struct ew_job {
 	int swiglu;
 };
 
+/* GGML mode's swiglu: rows of hidden_dim [i0, i1), ggml_vec_swiglu_f32 */
+struct swiglu_job {
+	const struct mcb_kernels *k;
+	float *a;
+	const float *b;
+	int64_t cols;
+};
+
+static void swiglu_piece(void *ctx, int64_t i0, int64_t i1, int tid)
+{
+	struct swiglu_job *j = ctx;
+	int64_t t;
+
+	(void)tid;
+	for (t = i0; t < i1; t++)
+		j->k->swiglu_ggml(j->cols, j->a + t * j->cols, j->b + t * j->cols);
+}
+
 static void ew_piece(void *ctx, int64_t i0, int64_t i1, int tid)
 {
 	struct ew_job *j = ctx;
@@ -1142,7 +1452,7 @@ static void forward(struct mcb_engine *en, const int32_t *tokens, int64_t n, flo
 {
 	const struct mcb_llama_config *c = &en->cfg;
 	const int64_t d = c->dim, kvd = en->kv_dim, hdim = c->hidden_dim, pos0 = en->pos;
-	const int64_t hd2 = c->head_dim / 2;
+	const int64_t qd = en->q_dim, hd2 = c->head_dim / 2;
 	int64_t l, t;
 
 	for (t = 0; t < n; t++)
@@ -1158,21 +1468,23 @@ static void forward(struct mcb_engine *en, const int32_t *tokens, int64_t n, flo
 		{
 			const struct lin *ws[3] = {&L->q, &L->k, &L->v};
 			float *ys[3] = {en->q, kc, vc};
-			const int64_t ld[3] = {d, kvd, kvd};
+			const int64_t ld[3] = {qd, kvd, kvd};
 
 			matmul(en, 3, ws, ys, ld, en->xb, n);
 		}
 		for (t = 0; t < n; t++) {
-			rope_row(en->q + t * d, c->n_heads, c->head_dim, en->rope_cs + t * hd2 * 2);
-			rope_row(kc + t * kvd, c->n_kv_heads, c->head_dim, en->rope_cs + t * hd2 * 2);
+			rope_row(en->q + t * qd, c->n_heads, c->head_dim, en->rope_cs + t * hd2 * 2,
+				 en->mode == MCB_ENGINE_GGML);
+			rope_row(kc + t * kvd, c->n_kv_heads, c->head_dim, en->rope_cs + t * hd2 * 2,
+				 en->mode == MCB_ENGINE_GGML);
 		}
 		{
-			struct attn_job j = {.en = en, .layer = l, .pos0 = pos0};
+			struct attn_job j = {.en = en, .layer = l, .pos0 = pos0, .n = n};
 			int64_t items = n * c->n_heads;
 
 			pool_run(en->pool, attn_piece, &j, items, chunk_for(en, items));
 		}
-		capture(en, (int)l, MCB_CAPTURE_ATTN_OUT, en->att, n, d);
+		capture(en, (int)l, MCB_CAPTURE_ATTN_OUT, en->att, n, qd);
 		{
 			const struct lin *ws[1] = {&L->o};
 			float *ys[1] = {en->tmp};
@@ -1189,7 +1501,13 @@ static void forward(struct mcb_engine *en, const int32_t *tokens, int64_t n, flo
 			const int64_t ld[2] = {hdim, hdim};
 
 			matmul(en, 2, ws, ys, ld, en->xb, n);
-			elementwise(en, en->hb, en->hb2, n * hdim, 1);
+			if (en->mode == MCB_ENGINE_GGML) {
+				struct swiglu_job sj = {en->k, en->hb, en->hb2, hdim};
+
+				pool_run(en->pool, swiglu_piece, &sj, n, 1);
+			} else {
+				elementwise(en, en->hb, en->hb2, n * hdim, 1);
+			}
 		}
 		capture(en, (int)l, MCB_CAPTURE_FFN_DOWN, en->hb, n, hdim);
 		{

@@ -1320,6 +1320,8 @@ static const char *const hparams[] = {
 	"llama.rope.freq_base",
 	"llama.rope.dimension_count",
 	"llama.vocab_size",
+	"llama.attention.key_length",
+	"llama.attention.value_length",
 };
 
 static int is_hparam(const char *key)
@@ -1383,7 +1385,7 @@ static int read_config(const struct mcb_gguf *g, const char *path, struct mcb_mo
 	const struct mcb_gguf_kv *arch = mcb_gguf_find(g, "general.architecture");
 	const struct mcb_gguf_kv *tok = mcb_gguf_find(g, "tokenizer.ggml.tokens");
 	const struct mcb_gguf_tensor *emb = mcb_gguf_find_tensor(g, "token_embd.weight");
-	int64_t rope_dims = -1, nvocab = -1;
+	int64_t rope_dims = -1, nvocab = -1, key_len = -1, val_len = -1;
 	int rc;
 
 	if (!arch || arch->val.type != MCB_GGUF_STR)
@@ -1405,9 +1407,17 @@ static int read_config(const struct mcb_gguf *g, const char *path, struct mcb_mo
 	    (rc = get_int(g, path, "llama.rope.dimension_count", 0, &rope_dims, e)) ||
 	    (rc = get_int(g, path, "llama.vocab_size", 0, &nvocab, e)) ||
 	    (rc = get_float(g, path, "llama.attention.layer_norm_rms_epsilon", 1, &c->norm_eps, e)) ||
-	    (rc = get_float(g, path, "llama.rope.freq_base", 0, &c->rope_theta, e)))
+	    (rc = get_float(g, path, "llama.rope.freq_base", 0, &c->rope_theta, e)) ||
+	    (rc = get_int(g, path, "llama.attention.key_length", 0, &key_len, e)) ||
+	    (rc = get_int(g, path, "llama.attention.value_length", 0, &val_len, e)))
 		return rc;
-	c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+	/* the head size: key_length when given (llama.cpp's n_embd_head_k, e.g.
+	 * after heads were pruned), else dim / n_heads; checked by
+	 * mcb_model_check_config */
+	c->head_dim = key_len != -1 ? key_len : c->n_heads > 0 ? c->dim / c->n_heads : 0;
+	if (val_len != -1 && val_len != c->head_dim)
+		return mcb_errf(e, MCB_EUNSUP, "'%s': llama.attention.value_length %" PRId64
+				" differs from key_length %" PRId64, path, val_len, c->head_dim);
 	if (rope_dims != -1 && c->head_dim > 0 && rope_dims != c->head_dim)
 		return mcb_errf(e, MCB_EUNSUP, "'%s': llama.rope.dimension_count %" PRId64
 				" differs from the head size %" PRId64 " (partial RoPE is not supported)",
@@ -1470,6 +1480,42 @@ static int import_q8_0(struct mcb_model *m, const struct mcb_gguf_tensor *gt, co
 	return 0;
 }
 
+/*
+ * A Q4_0, Q4_1, Q4_K or Q6_K tensor (2-D) into the internal form's "ggml"
+ * record (include/mcb/qtensor.h): NAME as U8 [rows, row_bytes] holding the
+ * file's blocks unchanged (borrowed from the map), meta["quant"][NAME] =
+ * {"format": "ggml", "ggml_type": "Q4_K", "method": "gguf"}.  The reader
+ * already checked ne[0] % block == 0 and the size; the blocks' fp16 scales
+ * are checked finite by mcb_qtensor_get (the model check).
+ */
+static int import_ggml(struct mcb_model *m, const struct mcb_gguf_tensor *gt, enum mcb_dtype dt,
+		       const char *path, struct mcb_errctx *e)
+{
+	const struct mcb_dtype_info *di = mcb_dtype_info(dt);
+	int64_t rows = (int64_t)gt->ne[1];
+	int64_t shape[2] = {rows, (int64_t)(gt->ne[0] / di->block * di->block_bytes)};
+	json_t *quant;
+
+	if (gt->ne[0] == 0 || gt->ne[0] % di->block)
+		return mcb_errf(e, MCB_EFORMAT, "'%s': tensor '%s': row of %" PRIu64 " elements is not a "
+				"whole number of %s blocks", path, gt->name, gt->ne[0], di->name);
+	if ((uint64_t)shape[1] * (uint64_t)rows != gt->nbytes)
+		return mcb_errf(e, MCB_EFORMAT, "'%s': tensor '%s': %" PRIu64 " bytes, expected %"
+				PRIu64, path, gt->name, gt->nbytes, (uint64_t)shape[1] * (uint64_t)rows);
+	if (mcb_model_add_mapped(m, gt->name, MCB_DT_U8, 2, shape, gt->data, (size_t)gt->nbytes,
+				 NULL, e))
+		return mcb_errprefix(e, "'%s'", path);
+	quant = json_object_get(m->meta, "quant");
+	if (!quant) {
+		quant = json_object();
+		json_object_set_new(m->meta, "quant", quant);
+	}
+	json_object_set_new(quant, gt->name,
+			    json_pack("{s:s, s:s, s:s}", "format", "ggml", "method", "gguf",
+				      "ggml_type", di->name));
+	return 0;
+}
+
 int mcb_gguf_read_config(const char *path, struct mcb_model *m, struct mcb_errctx *e)
 {
 	struct mcb_gguf g;
@@ -1505,9 +1551,16 @@ int mcb_gguf_read_model(const char *path, struct mcb_model *m, struct mcb_errctx
 				goto fail;
 			continue;
 		}
+		if ((dt == MCB_DT_Q4_0 || dt == MCB_DT_Q4_1 || dt == MCB_DT_Q4_K ||
+		     dt == MCB_DT_Q6_K) && gt->n_dims == 2) {
+			if ((rc = import_ggml(m, gt, (enum mcb_dtype)dt, path, e)))
+				goto fail;
+			continue;
+		}
 		if (dt != MCB_DT_F32 && dt != MCB_DT_F16 && dt != MCB_DT_BF16) {
 			rc = mcb_errf(e, MCB_EUNSUP, "'%s': tensor '%s' has type %s (ggml id %" PRIu32
-				      "); only F32, F16, BF16 and 2-D Q8_0 tensors can be imported",
+				      "); only F32, F16, BF16 and 2-D Q8_0, Q4_0, Q4_1, Q4_K and "
+				      "Q6_K tensors can be imported",
 				      path, gt->name,
 				      dt < 0 ? "?" : mcb_dtype_info((enum mcb_dtype)dt)->name, gt->type);
 			goto fail;

@@ -2,11 +2,13 @@
  * kernels: the engine's dot products, conversions and dequantizers (contracts
  * in include/mcb/kernels.h).
  *
- * The _ref functions are the oracle: plain loops, sums in double, one
- * rounding to float at the end.  The AVX2 functions (compiled with target
- * attributes and picked at run time, so the binary still runs on any x86-64
- * and elsewhere) keep 8-lane float accumulators updated with FMA and reduce
- * them at the end; they are tested against _ref in tests/unit/test_engine.c.
+ * The _ref functions are the oracle: plain loops; the EXACT-mode dot
+ * products sum in double with one rounding to float at the end, the GGML-
+ * mode ones spell out ggml's float order (below).  The AVX2 functions
+ * (compiled with target attributes and picked at run time, so the binary
+ * still runs on any x86-64 and elsewhere) keep 8-lane float accumulators
+ * updated with FMA and reduce them at the end; they are tested against _ref
+ * in tests/unit/test_engine.c (the GGML-mode ones bit for bit).
  *
  * The Q8_0 x Q8_0 dot product follows the published algorithm of ggml's
  * vec_dot_q8_0_q8_0 for AVX2 (ggml-cpu/arch/x86/quants.c), written here from
@@ -94,16 +96,6 @@ static float dot_q8_0_f32_ref(int64_t n, const int8_t *q, const uint16_t *d, con
 	return (float)s;
 }
 
-static float dot_f16_f16_ref(int64_t n, const uint16_t *w, const uint16_t *x)
-{
-	double s = 0.0;
-	int64_t i;
-
-	for (i = 0; i < n; i++)
-		s += (double)mcb_f16_to_f32(w[i]) * (double)mcb_f16_to_f32(x[i]);
-	return (float)s;
-}
-
 static float dot_bf16_bf16_ref(int64_t n, const uint16_t *w, const uint16_t *x)
 {
 	double s = 0.0;
@@ -114,23 +106,30 @@ static float dot_bf16_bf16_ref(int64_t n, const uint16_t *w, const uint16_t *x)
 	return (float)s;
 }
 
+/* ggml's order (the AVX2 kernel's, so that both tables give llama.cpp's
+ * bits in GGML mode): per block, 8 lanes of the integer sums of 4
+ * consecutive products, acc[l] = fma(dw * dx, isum[l], acc[l]) (dw * dx
+ * exact: two halves), then hsum_float_8 */
 static float dot_q8_0_q8_0_ref(int64_t n, const int8_t *wq, const uint16_t *wd,
 			       const int8_t *xq, const uint16_t *xd)
 {
-	double s = 0.0;
+	float acc[8] = {0};
 	int64_t b, nb = n / MCB_QK;
-	int j;
+	int l, t;
 
 	for (b = 0; b < nb; b++) {
-		int32_t isum = 0;
-		/* a product of two halves has at most 22 significant bits: exact */
-		float d = mcb_f16_to_f32(wd[b]) * mcb_f16_to_f32(xd[b]);
+		const float d = mcb_f16_to_f32(wd[b]) * mcb_f16_to_f32(xd[b]);
 
-		for (j = 0; j < MCB_QK; j++)
-			isum += (int32_t)wq[b * MCB_QK + j] * (int32_t)xq[b * MCB_QK + j];
-		s += (double)d * (double)isum;
+		for (l = 0; l < 8; l++) {
+			int32_t isum = 0;
+
+			for (t = 0; t < 4; t++)
+				isum += (int32_t)wq[b * MCB_QK + 4 * l + t] *
+					(int32_t)xq[b * MCB_QK + 4 * l + t];
+			acc[l] = fmaf(d, (float)isum, acc[l]);
+		}
 	}
-	return (float)s;
+	return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
 static void gemm_q8_0_q8_0_ref(int64_t n, const int8_t *wq, const uint16_t *wd, int64_t nrows,
@@ -231,6 +230,511 @@ static void deq_q8_0_ref(int64_t n, const int8_t *q, const uint16_t *d, float *y
 		y[i] = mcb_f16_to_f32(d[i / MCB_QK]) * (float)q[i];
 }
 
+/* ---- ggml block weights (GGML mode), scalar oracle ----
+ *
+ * Each order is written as the float operations of the ggml kernel it
+ * mirrors (ggml-cpu arch/x86, as llama.cpp v0.5.0 runs it on an AVX2 /
+ * AVX-512 CPU): integer sums of code products (exact in every order),
+ * grouped as ggml groups them before converting to float, then ggml's
+ * sequence of float multiplies, fused multiply-adds (fmaf: one rounding)
+ * and additions.  "8 lanes" below means ggml's eight int32/float lanes of
+ * a 256-bit register: lane l of a 32-byte chunk holds the products of
+ * bytes 4l..4l+3, and the lanes are summed at the end by hsum_float_8,
+ * ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
+ *
+ *   Q8_0, Q4_0 (vec_dot_*_q8_0, and tinyBLAS for batches, which sums in
+ *       the same order): per block b, acc[l] = fma(dw * dx, isum_b[l],
+ *       acc[l]) (dw * dx exact: two halves); result hsum8(acc).  Q4_0
+ *       codes are nibble - 8, in block order (low nibbles = values 0..15).
+ *   Q4_0 repacked 8x8 (gemv and gemm alike): acc = fma(isum_b, dw * dx,
+ *       acc) with the block's whole integer sum, blocks in order.
+ *   Q4_1 x Q8_1: acc[l] = fma(dw * dx, isum_b[l], acc[l]) with unsigned
+ *       nibbles, and summs = fma(mw, sx, summs) (ggml's "summs += m * s",
+ *       contracted by the compiler); result hsum8(acc) + summs.
+ *   Q4_K x Q8_K (vec_dot): per super-block d = dk * dw, dmin = -dk * dminw,
+ *       8 lanes of sum_j (sc[2j] * lo_j[l] + sc[2j+1] * hi_j[l]) over the
+ *       four 64-value chunks j, acc[l] = fma(d, isum[l], acc[l]); mins:
+ *       4 lanes m of mn[2m] * bs[2m] + mn[2m+1] * bs[2m+1] (bs: code sums
+ *       of the 8 sub-blocks), accm[m] = fma(dmin, isum[m], accm[m]); result
+ *       hsum8(acc) + ((accm0 + accm2) + (accm1 + accm3)).
+ *   Q4_K repacked, gemv: per super-block the whole sum_s sc[s] * S_s and
+ *       sum_s mn[s] * bs[s], acc = fma(I, dw * dk, acc), accm = fma(M,
+ *       dminw * dk, accm) (products rounded); result acc - accm.
+ *   Q4_K repacked, gemm: the same per pair of sub-blocks (four fma per
+ *       super-block into each accumulator).
+ *   Q6_K x Q8_K: d = dk * dw; 8 lanes of sum over the eight 32-value
+ *       chunks of sc * q * q8 (codes q 0..63, the -32 offset not applied),
+ *       then lane m -= 32 * (bs16[2m] * sc[2m] + bs16[2m+1] * sc[2m+1])
+ *       (bs16: the activation's sums of 16 codes), acc[l] = fma(d, isum[l],
+ *       acc[l]); result hsum8(acc).  (llama.cpp v0.5.0 applies the offset
+ *       through the sums; found with tests/compat/ggml_oracle.c, which runs
+ *       llama.cpp's own kernels.)
+ */
+
+static uint16_t ld16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* ggml hsum_float_8 of a[8] */
+static float hsum8_ref(const float *a)
+{
+	return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+/* 6-bit scale and min of Q4_K sub-block j from scales[12] */
+static void scale_min_k4(int j, const uint8_t *q, int *d, int *m)
+{
+	if (j < 4) {
+		*d = q[j] & 63;
+		*m = q[j + 4] & 63;
+	} else {
+		*d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+		*m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+	}
+}
+
+/* the 32 codes of a 32-value block: Q8_0 signed bytes, Q4_0 nibble - 8,
+ * Q4_1 nibbles */
+static void block32_codes(enum mcb_ggml_order o, const uint8_t *blk, int *c)
+{
+	int j;
+
+	if (o == MCB_GO_Q8_0) {
+		for (j = 0; j < 32; j++)
+			c[j] = (int8_t)blk[2 + j];
+		return;
+	}
+	blk += o == MCB_GO_Q4_1 ? 4 : 2;
+	for (j = 0; j < 16; j++) {
+		c[j] = blk[j] & 15;
+		c[j + 16] = blk[j] >> 4;
+		if (o != MCB_GO_Q4_1) {
+			c[j] -= 8;
+			c[j + 16] -= 8;
+		}
+	}
+}
+
+static float dot32_ref(enum mcb_ggml_order o, int64_t n, const uint8_t *w, const int8_t *xq,
+		       const uint16_t *xd, const uint16_t *xs)
+{
+	const size_t bb = o == MCB_GO_Q8_0 ? 34 : o == MCB_GO_Q4_1 ? 20 : 18;
+	float acc[8] = {0}, one = 0.0f, summs = 0.0f;
+	int64_t b;
+	int c[32], l, t;
+
+	for (b = 0; b < n / 32; b++, w += bb, xq += 32) {
+		const float dp = mcb_f16_to_f32(ld16(w)) * mcb_f16_to_f32(xd[b]);
+
+		block32_codes(o, w, c);
+		if (o == MCB_GO_Q4_0_R) {
+			int32_t isum = 0;
+
+			for (t = 0; t < 32; t++)
+				isum += c[t] * xq[t];
+			one = fmaf((float)isum, dp, one);
+			continue;
+		}
+		for (l = 0; l < 8; l++) {
+			int32_t isum = 0;
+
+			for (t = 0; t < 4; t++)
+				isum += c[4 * l + t] * xq[4 * l + t];
+			acc[l] = fmaf(dp, (float)isum, acc[l]);
+		}
+		if (o == MCB_GO_Q4_1)
+			summs = fmaf(mcb_f16_to_f32(ld16(w + 2)), mcb_f16_to_f32(xs[b]), summs);
+	}
+	if (o == MCB_GO_Q4_0_R)
+		return one;
+	return o == MCB_GO_Q4_1 ? hsum8_ref(acc) + summs : hsum8_ref(acc);
+}
+
+static float dot_q4_k_ref(enum mcb_ggml_order o, int64_t n, const uint8_t *w, const int8_t *xq,
+			  const float *dk, const int16_t *bsums)
+{
+	float acc[8] = {0}, accm[4] = {0}, one = 0.0f, onem = 0.0f;
+	int64_t b;
+	int sc[8], mn[8], bs[8], j, l, t, s;
+
+	for (b = 0; b < n / MCB_QKK; b++, w += 144, xq += MCB_QKK, bsums += 16) {
+		const float dw = mcb_f16_to_f32(ld16(w)), dminw = mcb_f16_to_f32(ld16(w + 2));
+		int32_t lane[8] = {0}, S[8] = {0};
+
+		for (s = 0; s < 8; s++) {
+			scale_min_k4(s, w + 4, &sc[s], &mn[s]);
+			bs[s] = bsums[2 * s] + bsums[2 * s + 1];
+		}
+		for (j = 0; j < 4; j++) {
+			const uint8_t *qs = w + 16 + 32 * j;
+			const int8_t *q8 = xq + 64 * j;
+
+			for (l = 0; l < 8; l++) {
+				int32_t lo = 0, hi = 0;
+
+				for (t = 0; t < 4; t++) {
+					lo += (qs[4 * l + t] & 15) * q8[4 * l + t];
+					hi += (qs[4 * l + t] >> 4) * q8[32 + 4 * l + t];
+				}
+				lane[l] += sc[2 * j] * lo + sc[2 * j + 1] * hi;
+				S[2 * j] += lo;
+				S[2 * j + 1] += hi;
+			}
+		}
+		if (o == MCB_GO_Q4_K) {
+			const float d = dk[b] * dw, dmin = -dk[b] * dminw;
+
+			for (l = 0; l < 8; l++)
+				acc[l] = fmaf(d, (float)lane[l], acc[l]);
+			for (l = 0; l < 4; l++)
+				accm[l] = fmaf(dmin, (float)(mn[2 * l] * bs[2 * l] +
+							     mn[2 * l + 1] * bs[2 * l + 1]), accm[l]);
+		} else {
+			const float d = dw * dk[b], dmin = dminw * dk[b];
+			int32_t I = 0, M = 0;
+
+			for (s = 0; s < 8; s += 2) {
+				int32_t Is = sc[s] * S[s] + sc[s + 1] * S[s + 1];
+				int32_t Ms = mn[s] * bs[s] + mn[s + 1] * bs[s + 1];
+
+				if (o == MCB_GO_Q4_K_GEMM) {
+					one = fmaf((float)Is, d, one);
+					onem = fmaf((float)Ms, dmin, onem);
+				}
+				I += Is;
+				M += Ms;
+			}
+			if (o == MCB_GO_Q4_K_GEMV) {
+				one = fmaf((float)I, d, one);
+				onem = fmaf((float)M, dmin, onem);
+			}
+		}
+	}
+	if (o == MCB_GO_Q4_K)
+		return hsum8_ref(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3]));
+	return one - onem;
+}
+
+static float dot_q6_k_ref(int64_t n, const uint8_t *w, const int8_t *xq, const float *dk,
+			  const int16_t *bsums)
+{
+	float acc[8] = {0};
+	int64_t b;
+	int h, k, l, t;
+
+	for (b = 0; b < n / MCB_QKK; b++, w += 210, xq += MCB_QKK, bsums += 16) {
+		const float d = dk[b] * mcb_f16_to_f32(ld16(w + 208));
+		const int8_t *sc = (const int8_t *)(w + 192);
+		int32_t lane[8] = {0};
+
+		for (h = 0; h < 2; h++) {
+			const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
+
+			for (k = 0; k < 4; k++) {
+				const int8_t *q8 = xq + 128 * h + 32 * k;
+
+				for (l = 0; l < 8; l++) {
+					int32_t sum = 0;
+
+					for (t = 0; t < 4; t++) {
+						const int e = 4 * l + t;
+						const uint8_t lb = k & 1 ? ql[32 + e] : ql[e];
+						const int q = (k < 2 ? lb & 15 : lb >> 4) |
+							      ((qh[e] >> (2 * k)) & 3) << 4;
+
+						sum += q * q8[e];
+					}
+					lane[l] += sc[8 * h + 2 * k + (l >= 4)] * sum;
+				}
+			}
+		}
+		for (l = 0; l < 8; l++) {
+			lane[l] -= 32 * (bsums[2 * l] * sc[2 * l] + bsums[2 * l + 1] * sc[2 * l + 1]);
+			acc[l] = fmaf(d, (float)lane[l], acc[l]);
+		}
+	}
+	return hsum8_ref(acc);
+}
+
+static void gemm_ggml_ref(enum mcb_ggml_order o, int64_t n, const uint8_t *w, size_t row_bytes,
+			  int64_t nrows, const struct mcb_qact *a, int64_t ntok, float *y,
+			  int64_t ldy)
+{
+	int64_t r, t;
+
+	for (r = 0; r < nrows; r++) {
+		const uint8_t *wr = w + r * row_bytes;
+
+		for (t = 0; t < ntok; t++) {
+			const int8_t *xq = a->q + t * n;
+			float v;
+
+			switch (o) {
+			case MCB_GO_Q4_K:
+			case MCB_GO_Q4_K_GEMV:
+			case MCB_GO_Q4_K_GEMM:
+				v = dot_q4_k_ref(o, n, wr, xq, a->dk + t * (n / MCB_QKK),
+						 a->bsums + t * (n / 16));
+				break;
+			case MCB_GO_Q6_K:
+				v = dot_q6_k_ref(n, wr, xq, a->dk + t * (n / MCB_QKK),
+						 a->bsums + t * (n / 16));
+				break;
+			default:
+				v = dot32_ref(o, n, wr, xq, a->d + t * (n / MCB_QK),
+					      a->s ? a->s + t * (n / MCB_QK) : NULL);
+				break;
+			}
+			y[t * ldy + r] = v;
+		}
+	}
+}
+
+/* ggml nearest_int (round half to even below 2^22; NaN gives 0) */
+static int nearest_int(float f)
+{
+	float v = f + 12582912.f;
+	int32_t i;
+
+	memcpy(&i, &v, sizeof(i));
+	return (i & 0x007fffff) - 0x00400000;
+}
+
+static void quantize_act_q8_1_ref(int64_t n, const float *x, int8_t *q, uint16_t *d, uint16_t *s)
+{
+	int64_t b;
+	int j;
+
+	for (b = 0; b < n / MCB_QK; b++) {
+		const float *xb = x + b * MCB_QK;
+		float amax = 0.0f, dd, id;
+		int32_t sum = 0;
+
+		for (j = 0; j < MCB_QK; j++)
+			if (fabsf(xb[j]) > amax)
+				amax = fabsf(xb[j]);
+		dd = amax / 127.0f;
+		d[b] = mcb_f32_to_f16(dd);
+		id = amax != 0.0f ? 127.0f / amax : 0.0f;
+		for (j = 0; j < MCB_QK; j++) {
+			q[b * MCB_QK + j] = act_code(xb[j] * id);
+			sum += q[b * MCB_QK + j];
+		}
+		s[b] = mcb_f32_to_f16(dd * (float)sum);
+	}
+}
+
+static void quantize_act_q8_k_ref(int64_t n, const float *x, int8_t *q, float *d, int16_t *bsums,
+				  int repack)
+{
+	int64_t b;
+	int j;
+
+	for (b = 0; b < n / MCB_QKK; b++, x += MCB_QKK, q += MCB_QKK, bsums += 16) {
+		float amax = 0.0f, max = 0.0f, iscale;
+
+		for (j = 0; j < MCB_QKK; j++)
+			if (fabsf(x[j]) > amax) {
+				amax = fabsf(x[j]);
+				max = x[j];
+			}
+		if (amax == 0.0f) {
+			d[b] = 0.0f;
+			memset(q, 0, MCB_QKK);
+			memset(bsums, 0, 16 * sizeof(*bsums));
+			continue;
+		}
+		if (repack) {
+			max = -amax;
+			for (j = 0; j < MCB_QKK; j++)
+				if (x[j] == amax)
+					max = amax;
+		}
+		iscale = -127.f / max;
+		for (j = 0; j < MCB_QKK; j++) {
+			int v = nearest_int(iscale * x[j]);
+
+			q[j] = (int8_t)(v < 127 ? (v > -128 ? v : -128) : 127);
+		}
+		for (j = 0; j < 16; j++) {
+			int sum = 0, i;
+
+			for (i = 0; i < 16; i++)
+				sum += q[16 * j + i];
+			bsums[j] = (int16_t)sum;
+		}
+		d[b] = 1 / iscale;
+	}
+}
+
+/* ---- GGML-mode float ops, scalar oracle ----
+ *
+ * The float order of ggml's CPU backend as llama.cpp v0.5.0's AVX-512 build
+ * (the zen4 variant node-llama-cpp loads on such CPUs) computes the ops
+ * around the matmuls; each was matched bit for bit against that library
+ * (tests/compat/ggml_oracle.c runs the comparison):
+ *
+ *   ggml_v_expf (vectors of 16; GGML_EXPF below, one rounding per fmaf):
+ *     z = fma(x, log2 e, 0x1.8p23), n = z - 0x1.8p23 (round(x log2 e)),
+ *     b = x - n ln2 in two fmas, a degree-5 polynomial j(b) in fmas, result
+ *     j * 2^n (scalef: one rounding, also for subnormal results); 0 or inf
+ *     when |n| > 192; NaN stays NaN.
+ *   ggml_vec_swiglu_f32 (a row of n): silu(x) = x / (1 + v_expf(0 - x)) in
+ *     16-wide chunks from the row start, then x / (1 + expf(-x)) (libm) for
+ *     the n % 16 tail; times g.
+ *   ggml_vec_soft_max_f32: e = v_expf(s - max) in chunks of 16, each
+ *     chunk's sum reduced in float as _mm512_reduce_add_ps (RED16: halves
+ *     8 + 8, then 4 + 4, then (0 + 2) + (1 + 3)) and added to a double; the
+ *     n % 16 tail with libm expf, each value added to the double.
+ *   ggml_vec_dot_f32: four 16-lane fma accumulators over each 64 values,
+ *     combined acc0 + acc2, acc1 + acc3, then their sum, RED16 into a float;
+ *     the remaining n % 64 values added one by one to that float, the
+ *     products rounded separately for the first multiple of 8 of them (the
+ *     compiler's vectorized multiplies) and fused (fmaf) for the rest.
+ */
+#define GGML_EXPF_BODY(x)                                                                   \
+	const float r_ = 0x1.8p23f, z_ = fmaf(x, 0x1.715476p+0f, r_), n_ = z_ - r_;          \
+	const float b_ = fmaf(-n_, 0x1.7f7d1cp-20f, fmaf(-n_, 0x1.62e4p-1f, x)), u_ = b_ * b_; \
+	const float j_ = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b_, 0x1.573e2ep-5f), u_,             \
+				   fmaf(0x1.555e66p-3f, b_, 0x1.fffdb6p-2f)),                       \
+			      u_, fmaf(0x1.ffffecp-1f, b_, 1.0f));                                  \
+	if (isnan(n_))                                                                       \
+		return n_;                                                                   \
+	if (fabsf(n_) > 192.0f)                                                              \
+		return n_ <= 0.0f ? 0.0f : INFINITY;                                         \
+	return scalbnf(j_, (int)n_)
+
+static inline float ggml_expf_ref(float x)
+{
+	GGML_EXPF_BODY(x);
+}
+
+/* _mm512_reduce_add_ps of 16 floats, as GCC expands it */
+static inline float red16(const float *a)
+{
+	float t3[8], t6[4];
+	int i;
+
+	for (i = 0; i < 8; i++)
+		t3[i] = a[8 + i] + a[i];
+	for (i = 0; i < 4; i++)
+		t6[i] = t3[4 + i] + t3[i];
+	return (t6[0] + t6[2]) + (t6[1] + t6[3]);
+}
+
+static float dot_f32_ggml_ref(int64_t n, const float *x, const float *y)
+{
+	const int64_t np = n & ~(int64_t)63, nv = np + (n - np) / 8 * 8;
+	float acc[4][16] = {{0}}, sum = 0.0f;
+	int64_t i;
+	int j, l;
+
+	for (i = 0; i < np; i += 64)
+		for (j = 0; j < 4; j++)
+			for (l = 0; l < 16; l++)
+				acc[j][l] = fmaf(x[i + 16 * j + l], y[i + 16 * j + l], acc[j][l]);
+	if (np) {
+		for (l = 0; l < 16; l++) {
+			acc[0][l] = acc[0][l] + acc[2][l];
+			acc[1][l] = acc[1][l] + acc[3][l];
+		}
+		for (l = 0; l < 16; l++)
+			acc[0][l] = acc[0][l] + acc[1][l];
+		sum = red16(acc[0]);
+	}
+	for (i = np; i < nv; i++)
+		sum = sum + x[i] * y[i];
+	for (; i < n; i++)
+		sum = fmaf(x[i], y[i], sum);
+	return sum;
+}
+
+/* ggml_vec_dot_f16: ggml_vec_dot_f32's 64-value blocks on the converted
+ * values, then the n % 64 remaining products (float) added to a double */
+static float dot_f16_f16_ref(int64_t n, const uint16_t *w, const uint16_t *x)
+{
+	const int64_t np = n & ~(int64_t)63;
+	float acc[4][16] = {{0}};
+	double sum;
+	int64_t i;
+	int j, l;
+
+	for (i = 0; i < np; i += 64)
+		for (j = 0; j < 4; j++)
+			for (l = 0; l < 16; l++)
+				acc[j][l] = fmaf(mcb_f16_to_f32(w[i + 16 * j + l]),
+						 mcb_f16_to_f32(x[i + 16 * j + l]), acc[j][l]);
+	for (l = 0; l < 16; l++) {
+		acc[0][l] = acc[0][l] + acc[2][l];
+		acc[1][l] = acc[1][l] + acc[3][l];
+	}
+	for (l = 0; l < 16; l++)
+		acc[0][l] = acc[0][l] + acc[1][l];
+	sum = (double)red16(acc[0]);
+	for (; i < n; i++)
+		sum += (double)(mcb_f16_to_f32(w[i]) * mcb_f16_to_f32(x[i]));
+	return (float)sum;
+}
+
+/* tinyBLAS (n % 16 == 0): lane l an fma chain over i = l mod 16, RED16 */
+static float dot_f32_lanes16_ref(int64_t n, const float *x, const float *y)
+{
+	float acc[16] = {0};
+	int64_t i;
+
+	for (i = 0; i < n; i++)
+		acc[i % 16] = fmaf(x[i], y[i], acc[i % 16]);
+	return red16(acc);
+}
+
+static float dot_f16_lanes16_ref(int64_t n, const uint16_t *x, const uint16_t *y)
+{
+	float acc[16] = {0};
+	int64_t i;
+
+	for (i = 0; i < n; i++)
+		acc[i % 16] = fmaf(mcb_f16_to_f32(x[i]), mcb_f16_to_f32(y[i]), acc[i % 16]);
+	return red16(acc);
+}
+
+static void fma_f32_ref(int64_t n, float a, const float *x, float *y)
+{
+	int64_t i;
+
+	for (i = 0; i < n; i++)
+		y[i] = fmaf(x[i], a, y[i]);
+}
+
+static void swiglu_ggml_ref(int64_t n, float *a, const float *g)
+{
+	const int64_t nv = n / 16 * 16;
+	int64_t i;
+
+	for (i = 0; i < nv; i++)
+		a[i] = a[i] / (1.0f + ggml_expf_ref(0.0f - a[i])) * g[i];
+	for (; i < n; i++)
+		a[i] = a[i] / (1.0f + expf(-a[i])) * g[i];
+}
+
+static double softmax_exp_ggml_ref(int64_t n, float *s, float max)
+{
+	double sum = 0.0;
+	int64_t i = 0;
+	int l;
+
+	for (; i + 16 <= n; i += 16) {
+		for (l = 0; l < 16; l++)
+			s[i + l] = ggml_expf_ref(s[i + l] - max);
+		sum += (double)red16(s + i);
+	}
+	for (; i < n; i++) {
+		s[i] = expf(s[i] - max);
+		sum += (double)s[i];
+	}
+	return sum;
+}
+
 static const struct mcb_kernels ref_table = {
 	.name = "ref",
 	.dot_f32 = dot_f32_ref,
@@ -244,6 +748,15 @@ static const struct mcb_kernels ref_table = {
 	.gemm_q8_0_q8_0 = gemm_q8_0_q8_0_ref,
 	.axpy_f32 = axpy_f32_ref,
 	.quantize_act = quantize_act_ref,
+	.quantize_act_q8_1 = quantize_act_q8_1_ref,
+	.quantize_act_q8_k = quantize_act_q8_k_ref,
+	.gemm_ggml = gemm_ggml_ref,
+	.dot_f32_ggml = dot_f32_ggml_ref,
+	.dot_f32_lanes16 = dot_f32_lanes16_ref,
+	.dot_f16_lanes16 = dot_f16_lanes16_ref,
+	.fma_f32 = fma_f32_ref,
+	.swiglu_ggml = swiglu_ggml_ref,
+	.softmax_exp_ggml = softmax_exp_ggml_ref,
 	.f32_to_f16 = f32_to_f16_ref,
 	.f32_to_bf16 = f32_to_bf16_ref,
 	.deq_f16 = deq_f16_ref,
@@ -403,26 +916,6 @@ AVX2 static float dot_q8_0_f32_avx2(int64_t n, const int8_t *q, const uint16_t *
 				     s1);
 	}
 	return hsum8(_mm256_add_ps(s0, s1));
-}
-
-AVX2 static float dot_f16_f16_avx2(int64_t n, const uint16_t *w, const uint16_t *x)
-{
-	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-	int64_t i = 0;
-	float t;
-
-	for (; i + 32 <= n; i += 32) {
-		s0 = _mm256_fmadd_ps(load_f16(w + i), load_f16(x + i), s0);
-		s1 = _mm256_fmadd_ps(load_f16(w + i + 8), load_f16(x + i + 8), s1);
-		s2 = _mm256_fmadd_ps(load_f16(w + i + 16), load_f16(x + i + 16), s2);
-		s3 = _mm256_fmadd_ps(load_f16(w + i + 24), load_f16(x + i + 24), s3);
-	}
-	for (; i + 8 <= n; i += 8)
-		s0 = _mm256_fmadd_ps(load_f16(w + i), load_f16(x + i), s0);
-	t = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-	for (; i < n; i++)
-		t += mcb_f16_to_f32(w[i]) * mcb_f16_to_f32(x[i]);
-	return t;
 }
 
 AVX2 static float dot_bf16_bf16_avx2(int64_t n, const uint16_t *w, const uint16_t *x)
@@ -728,6 +1221,425 @@ AVX2 static void deq_q8_0_avx2(int64_t n, const int8_t *q, const uint16_t *d, fl
 	}
 }
 
+/* ---- ggml block weights (GGML mode), AVX2: the orders of the _ref
+ * functions above with the integer sums formed in vector registers (exact)
+ * and the same float operations; bit-identical to _ref
+ * (tests/unit/test_engine.c) ---- */
+
+static void quantize_act_q8_1_avx2(int64_t n, const float *x, int8_t *q, uint16_t *d, uint16_t *s)
+{
+	int64_t b;
+	int j;
+
+	quantize_act_avx2(n, x, q, d);
+	for (b = 0; b < n / MCB_QK; b++) {
+		const float *xb = x + b * MCB_QK;
+		float amax = 0.0f;
+		int32_t sum = 0;
+
+		for (j = 0; j < MCB_QK; j++) {
+			if (fabsf(xb[j]) > amax)
+				amax = fabsf(xb[j]);
+			sum += q[b * MCB_QK + j];
+		}
+		s[b] = mcb_f32_to_f16(amax / 127.0f * (float)sum);
+	}
+}
+
+/* 32 codes of a 32-value block as bytes, and whether they are unsigned */
+AVX2 static inline __m256i codes32(enum mcb_ggml_order o, const uint8_t *blk)
+{
+	__m128i t;
+	__m256i v;
+
+	if (o == MCB_GO_Q8_0)
+		return _mm256_loadu_si256((const __m256i *)(blk + 2));
+	t = _mm_loadu_si128((const __m128i *)(blk + (o == MCB_GO_Q4_1 ? 4 : 2)));
+	v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(15));
+	return o == MCB_GO_Q4_1 ? v : _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+}
+
+/* eight int32 lanes of sum w * x over bytes 4l..4l+3: signed w (the sign
+ * moved onto x) or unsigned w */
+AVX2 static inline __m256i lanes32(__m256i w, const int8_t *x, int uns)
+{
+	const __m256i vx = _mm256_loadu_si256((const __m256i *)x);
+	const __m256i p = uns ? _mm256_maddubs_epi16(w, vx)
+			      : _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(vx, w));
+
+	return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+AVX2 static inline int32_t hsum_i32(__m256i v)
+{
+	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+
+	s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+	return _mm_cvtsi128_si32(s);
+}
+
+/* one row of a 32-value-block weight against up to 4 tokens */
+AVX2 static void row32_avx2(enum mcb_ggml_order o, int64_t n, const uint8_t *w,
+			    const struct mcb_qact *a, int64_t t0, int nt, float *out)
+{
+	const size_t bb = o == MCB_GO_Q8_0 ? 34 : o == MCB_GO_Q4_1 ? 20 : 18;
+	const int64_t nb = n / 32;
+	const int uns = o == MCB_GO_Q4_1;
+	__m256 acc[4];
+	float one[4] = {0}, summs[4] = {0};
+	int64_t b;
+	int t;
+
+	for (t = 0; t < 4; t++)
+		acc[t] = _mm256_setzero_ps();
+	for (b = 0; b < nb; b++, w += bb) {
+		const __m256i c = codes32(o, w);
+		const float dw = _cvtsh_ss(ld16(w));
+
+		for (t = 0; t < nt; t++) {
+			const int64_t tt = t0 + t;
+			const float dp = dw * _cvtsh_ss(a->d[tt * nb + b]);
+			const __m256i is = lanes32(c, a->q + tt * n + b * 32, uns);
+
+			if (o == MCB_GO_Q4_0_R) {
+				one[t] = fmaf((float)hsum_i32(is), dp, one[t]);
+				continue;
+			}
+			acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dp), _mm256_cvtepi32_ps(is), acc[t]);
+			if (uns)
+				summs[t] = fmaf(_cvtsh_ss(ld16(w + 2)), _cvtsh_ss(a->s[tt * nb + b]),
+						summs[t]);
+		}
+	}
+	for (t = 0; t < nt; t++)
+		out[t] = o == MCB_GO_Q4_0_R ? one[t] : hsum8(acc[t]) + summs[t];
+}
+
+/* Q4_K: per super-block the 8 vec-order lanes and the 8 sub-block sums S_s
+ * of one token */
+AVX2 static inline __m256i q4k_block(const uint8_t *w, const int8_t *q8, const int *sc,
+				     int32_t *S)
+{
+	const __m256i m4 = _mm256_set1_epi8(15), one16 = _mm256_set1_epi16(1);
+	__m256i lanes = _mm256_setzero_si256();
+	int j;
+
+	for (j = 0; j < 4; j++) {
+		const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+		const __m256i lo = _mm256_and_si256(bits, m4);
+		const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+		const __m256i pl = _mm256_madd_epi16(
+			_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j))), one16);
+		const __m256i ph = _mm256_madd_epi16(
+			_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32))),
+			one16);
+
+		S[2 * j] = hsum_i32(pl);
+		S[2 * j + 1] = hsum_i32(ph);
+		lanes = _mm256_add_epi32(lanes,
+					 _mm256_add_epi32(_mm256_mullo_epi32(pl, _mm256_set1_epi32(sc[2 * j])),
+							  _mm256_mullo_epi32(ph,
+									     _mm256_set1_epi32(sc[2 * j + 1]))));
+	}
+	return lanes;
+}
+
+AVX2 static float q4k_dot_avx2(enum mcb_ggml_order o, int64_t n, const uint8_t *w,
+			       const int8_t *xq, const float *dk, const int16_t *bsums)
+{
+	__m256 acc = _mm256_setzero_ps();
+	float accm[4] = {0}, one = 0.0f, onem = 0.0f;
+	int64_t b;
+	int sc[8], mn[8], bs[8], s;
+
+	for (b = 0; b < n / MCB_QKK; b++, w += 144, xq += MCB_QKK, bsums += 16) {
+		const float dw = _cvtsh_ss(ld16(w)), dminw = _cvtsh_ss(ld16(w + 2));
+		int32_t S[8];
+		__m256i lanes;
+
+		for (s = 0; s < 8; s++) {
+			scale_min_k4(s, w + 4, &sc[s], &mn[s]);
+			bs[s] = bsums[2 * s] + bsums[2 * s + 1];
+		}
+		lanes = q4k_block(w, xq, sc, S);
+		if (o == MCB_GO_Q4_K) {
+			const float d = dk[b] * dw, dmin = -dk[b] * dminw;
+
+			acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
+			for (s = 0; s < 4; s++)
+				accm[s] = fmaf(dmin, (float)(mn[2 * s] * bs[2 * s] +
+							     mn[2 * s + 1] * bs[2 * s + 1]), accm[s]);
+		} else {
+			const float d = dw * dk[b], dmin = dminw * dk[b];
+			int32_t I = 0, M = 0;
+
+			for (s = 0; s < 8; s += 2) {
+				int32_t Is = sc[s] * S[s] + sc[s + 1] * S[s + 1];
+				int32_t Ms = mn[s] * bs[s] + mn[s + 1] * bs[s + 1];
+
+				if (o == MCB_GO_Q4_K_GEMM) {
+					one = fmaf((float)Is, d, one);
+					onem = fmaf((float)Ms, dmin, onem);
+				}
+				I += Is;
+				M += Ms;
+			}
+			if (o == MCB_GO_Q4_K_GEMV) {
+				one = fmaf((float)I, d, one);
+				onem = fmaf((float)M, dmin, onem);
+			}
+		}
+	}
+	if (o == MCB_GO_Q4_K)
+		return hsum8(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3]));
+	return one - onem;
+}
+
+AVX2 static float q6k_dot_avx2(int64_t n, const uint8_t *w, const int8_t *xq, const float *dk,
+			       const int16_t *bsums)
+{
+	const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+	__m256 acc = _mm256_setzero_ps();
+	int64_t b;
+	int h, k;
+
+	for (b = 0; b < n / MCB_QKK; b++, w += 210, xq += MCB_QKK, bsums += 16) {
+		const float d = dk[b] * _cvtsh_ss(ld16(w + 208));
+		const int8_t *sc = (const int8_t *)(w + 192);
+		__m256i sumi = _mm256_setzero_si256(), corr;
+
+		for (h = 0; h < 2; h++) {
+			const __m256i b1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));
+			const __m256i b2 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));
+			const __m256i bh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
+
+			for (k = 0; k < 4; k++) {
+				const __m256i lb = (k & 1) ? b2 : b1;
+				const __m256i low = k < 2 ? _mm256_and_si256(lb, m4)
+							  : _mm256_and_si256(_mm256_srli_epi16(lb, 4), m4);
+				const __m256i top = _mm256_and_si256(_mm256_srli_epi16(bh, 2 * k), m2);
+				const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(top, 4));
+				const __m256i p = _mm256_maddubs_epi16(
+					q, _mm256_loadu_si256((const __m256i *)(xq + 128 * h + 32 * k)));
+				const __m256i s16 = _mm256_cvtepi8_epi16(_mm_set_epi64x(
+					(int64_t)(0x0101010101010101ull * (uint8_t)sc[8 * h + 2 * k + 1]),
+					(int64_t)(0x0101010101010101ull * (uint8_t)sc[8 * h + 2 * k])));
+
+				sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s16, p));
+			}
+		}
+		corr = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums),
+					 _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)));
+		sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return hsum8(acc);
+}
+
+AVX2 static void gemm_ggml_avx2(enum mcb_ggml_order o, int64_t n, const uint8_t *w,
+				size_t row_bytes, int64_t nrows, const struct mcb_qact *a,
+				int64_t ntok, float *y, int64_t ldy)
+{
+	int64_t r, t;
+	float out[4];
+	int k;
+
+	for (r = 0; r < nrows; r++) {
+		const uint8_t *wr = w + r * row_bytes;
+
+		_mm_prefetch((const char *)wr + row_bytes, _MM_HINT_T0);
+		switch (o) {
+		case MCB_GO_Q4_K:
+		case MCB_GO_Q4_K_GEMV:
+		case MCB_GO_Q4_K_GEMM:
+			for (t = 0; t < ntok; t++)
+				y[t * ldy + r] = q4k_dot_avx2(o, n, wr, a->q + t * n,
+							      a->dk + t * (n / MCB_QKK),
+							      a->bsums + t * (n / 16));
+			break;
+		case MCB_GO_Q6_K:
+			for (t = 0; t < ntok; t++)
+				y[t * ldy + r] = q6k_dot_avx2(n, wr, a->q + t * n, a->dk + t * (n / MCB_QKK),
+							      a->bsums + t * (n / 16));
+			break;
+		default:
+			for (t = 0; t < ntok; t += 4) {
+				const int nt = ntok - t < 4 ? (int)(ntok - t) : 4;
+
+				row32_avx2(o, n, wr, a, t, nt, out);
+				for (k = 0; k < nt; k++)
+					y[(t + k) * ldy + r] = out[k];
+			}
+			break;
+		}
+	}
+}
+
+/* ---- GGML-mode float ops, AVX2: the orders of the _ref versions; a
+ * 16-float vector of ggml's is two 8-float halves here ---- */
+
+/* 16 lanes as (lo, hi): RED16 = hsum8(hi + lo) (halves 8 + 8, then hsum8's
+ * 4 + 4 and (0 + 2) + (1 + 3)) */
+AVX2 static inline float red16_avx2(__m256 lo, __m256 hi)
+{
+	return hsum8(_mm256_add_ps(hi, lo));
+}
+
+/* ggml_v_expf on 8 lanes.  2^n as 2^a * 2^(n - a), a = floor(n / 2): j * 2^a
+ * is exact (normal) for |n| <= 192, so the one rounding is the second
+ * product's, as scalef / scalbnf round. */
+AVX2 static inline __m256 ggml_expf8(__m256 x)
+{
+	const __m256 r = _mm256_set1_ps(0x1.8p23f);
+	const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+	const __m256 n = _mm256_sub_ps(z, r);
+	const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+					  _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+	const __m256 u = _mm256_mul_ps(b, b);
+	const __m256 j = _mm256_fmadd_ps(
+		_mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b,
+						_mm256_set1_ps(0x1.573e2ep-5f)),
+				u,
+				_mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b,
+						_mm256_set1_ps(0x1.fffdb6p-2f))),
+		u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+	const __m256i ni = _mm256_cvtps_epi32(n);
+	const __m256i a = _mm256_srai_epi32(ni, 1), c = _mm256_sub_epi32(ni, a);
+	const __m256i bias = _mm256_set1_epi32(127);
+	const __m256 pa = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(a, bias), 23));
+	const __m256 pc = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(c, bias), 23));
+	const __m256 res = _mm256_mul_ps(_mm256_mul_ps(j, pa), pc);
+	const __m256 big = _mm256_cmp_ps(abs8(n), _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+	const __m256 alt = _mm256_and_ps(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_NLE_UQ),
+					 _mm256_set1_ps(INFINITY));
+
+	return _mm256_blendv_ps(res, alt, big);
+}
+
+AVX2 static float dot_f32_ggml_avx2(int64_t n, const float *x, const float *y)
+{
+	const int64_t np = n & ~(int64_t)63, nv = np + (n - np) / 8 * 8;
+	__m256 acc[8];
+	float sum = 0.0f;
+	int64_t i;
+	int j;
+
+	for (j = 0; j < 8; j++)
+		acc[j] = _mm256_setzero_ps();
+	for (i = 0; i < np; i += 64)
+		for (j = 0; j < 8; j++)
+			acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * j),
+						 _mm256_loadu_ps(y + i + 8 * j), acc[j]);
+	if (np) {
+		/* acc[2k], acc[2k+1]: lanes 0-7, 8-15 of ggml's accumulator k */
+		__m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
+		__m256 hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
+
+		sum = red16_avx2(lo, hi);
+	}
+	for (i = np; i < nv; i++)
+		sum = sum + x[i] * y[i];
+	for (; i < n; i++)
+		sum = fmaf(x[i], y[i], sum);
+	return sum;
+}
+
+AVX2 static float dot_f16_f16_avx2(int64_t n, const uint16_t *w, const uint16_t *x)
+{
+	const int64_t np = n & ~(int64_t)63;
+	__m256 acc[8];
+	double sum;
+	int64_t i;
+	int j;
+
+	for (j = 0; j < 8; j++)
+		acc[j] = _mm256_setzero_ps();
+	for (i = 0; i < np; i += 64)
+		for (j = 0; j < 8; j++)
+			acc[j] = _mm256_fmadd_ps(load_f16(w + i + 8 * j), load_f16(x + i + 8 * j), acc[j]);
+	sum = (double)red16_avx2(
+		_mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6])),
+		_mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7])));
+	for (; i < n; i++)
+		sum += (double)(mcb_f16_to_f32(w[i]) * mcb_f16_to_f32(x[i]));
+	return (float)sum;
+}
+
+AVX2 static float dot_f32_lanes16_avx2(int64_t n, const float *x, const float *y)
+{
+	__m256 lo = _mm256_setzero_ps(), hi = lo;
+	int64_t i;
+
+	for (i = 0; i + 16 <= n; i += 16) {
+		lo = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), lo);
+		hi = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), hi);
+	}
+	return red16_avx2(lo, hi);
+}
+
+AVX2 static float dot_f16_lanes16_avx2(int64_t n, const uint16_t *x, const uint16_t *y)
+{
+	__m256 lo = _mm256_setzero_ps(), hi = lo;
+	int64_t i;
+
+	for (i = 0; i + 16 <= n; i += 16) {
+		lo = _mm256_fmadd_ps(load_f16(x + i), load_f16(y + i), lo);
+		hi = _mm256_fmadd_ps(load_f16(x + i + 8), load_f16(y + i + 8), hi);
+	}
+	return red16_avx2(lo, hi);
+}
+
+AVX2 static void fma_f32_avx2(int64_t n, float a, const float *x, float *y)
+{
+	const __m256 va = _mm256_set1_ps(a);
+	int64_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(x + i), va,
+							_mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] = fmaf(x[i], a, y[i]);
+}
+
+AVX2 static void swiglu_ggml_avx2(int64_t n, float *a, const float *g)
+{
+	const int64_t nv = n / 16 * 16;
+	const __m256 one = _mm256_set1_ps(1.0f);
+	int64_t i;
+
+	for (i = 0; i < nv; i += 8) {
+		const __m256 x = _mm256_loadu_ps(a + i);
+		const __m256 e = ggml_expf8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+
+		_mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)),
+						      _mm256_loadu_ps(g + i)));
+	}
+	for (; i < n; i++)
+		a[i] = a[i] / (1.0f + expf(-a[i])) * g[i];
+}
+
+AVX2 static double softmax_exp_ggml_avx2(int64_t n, float *s, float max)
+{
+	const __m256 vm = _mm256_set1_ps(max);
+	double sum = 0.0;
+	int64_t i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		const __m256 lo = ggml_expf8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
+		const __m256 hi = ggml_expf8(_mm256_sub_ps(_mm256_loadu_ps(s + i + 8), vm));
+
+		_mm256_storeu_ps(s + i, lo);
+		_mm256_storeu_ps(s + i + 8, hi);
+		sum += (double)red16_avx2(lo, hi);
+	}
+	for (; i < n; i++) {
+		s[i] = expf(s[i] - max);
+		sum += (double)s[i];
+	}
+	return sum;
+}
+
 static const struct mcb_kernels avx2_table = {
 	.name = "avx2",
 	.dot_f32 = dot_f32_avx2,
@@ -741,6 +1653,15 @@ static const struct mcb_kernels avx2_table = {
 	.gemm_q8_0_q8_0 = gemm_q8_0_q8_0_avx2,
 	.axpy_f32 = axpy_f32_avx2,
 	.quantize_act = quantize_act_avx2,
+	.quantize_act_q8_1 = quantize_act_q8_1_avx2,
+	.quantize_act_q8_k = quantize_act_q8_k_ref, /* scalar: cheap next to the matmul */
+	.gemm_ggml = gemm_ggml_avx2,
+	.dot_f32_ggml = dot_f32_ggml_avx2,
+	.dot_f32_lanes16 = dot_f32_lanes16_avx2,
+	.dot_f16_lanes16 = dot_f16_lanes16_avx2,
+	.fma_f32 = fma_f32_avx2,
+	.swiglu_ggml = swiglu_ggml_avx2,
+	.softmax_exp_ggml = softmax_exp_ggml_avx2,
 	.f32_to_f16 = f32_to_f16_avx2,
 	.f32_to_bf16 = f32_to_bf16_ref, /* rare (GGML mode with BF16 weights) */
 	.deq_f16 = deq_f16_avx2,

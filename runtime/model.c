@@ -19,6 +19,8 @@
  *                   "gguf"   passthrough GGUF keys (shape in runtime/gguf.c)
  *                   "quant"  {tensor name: quantization record (an object)}
  *                   "source" {"format": "llama2c" | "gguf" | "hf"}
+ *                   "part"   present only in a part (runtime/part.c): the
+ *                            file holds one group of tensors, not a model
  *                   other keys are carried along untouched.
  *
  * Canonical reals bring every double back bit-exactly and both encoders are
@@ -206,17 +208,21 @@ int mcb_model_check_config(const struct mcb_llama_config *c, const char *what,
 	    (rc = check_range(what, "vocab_size", c->vocab_size, MCB_LLAMA_MAX_VOCAB, e)) ||
 	    (rc = check_range(what, "seq_len", c->seq_len, MCB_LLAMA_MAX_SEQ, e)))
 		return rc;
-	if (c->dim % c->n_heads)
+	if (c->head_dim == c->dim / c->n_heads && c->dim % c->n_heads)
 		return mcb_errf(e, MCB_EFORMAT, "%s: n_heads %" PRId64 " does not divide dim %" PRId64,
 				what, c->n_heads, c->dim);
 	if (c->n_heads % c->n_kv_heads)
 		return mcb_errf(e, MCB_EFORMAT,
 				"%s: n_kv_heads %" PRId64 " does not divide n_heads %" PRId64, what,
 				c->n_kv_heads, c->n_heads);
-	if (c->head_dim != c->dim / c->n_heads || c->head_dim % 2)
+	/* head_dim is dim / n_heads unless heads were pruned (or the source says
+	 * otherwise: GGUF's attention.key_length); q has n_heads * head_dim rows */
+	if (c->head_dim < 2 || c->head_dim % 2 || c->head_dim > c->dim ||
+	    c->n_heads * c->head_dim > 4 * c->dim)
 		return mcb_errf(e, MCB_EFORMAT,
-				"%s: head_dim %" PRId64 " must be dim / n_heads = %" PRId64 " and even",
-				what, c->head_dim, c->dim / c->n_heads);
+				"%s: head_dim %" PRId64 " must be even and at most dim %" PRId64
+				", with n_heads * head_dim at most 4 dim",
+				what, c->head_dim, c->dim);
 	if (!isfinite(c->norm_eps) || !(c->norm_eps > 0) || c->norm_eps >= 1)
 		return mcb_errf(e, MCB_EFORMAT, "%s: norm_eps %g is not in (0, 1)", what, c->norm_eps);
 	if (!isfinite(c->rope_theta) || !(c->rope_theta > 0))
@@ -274,45 +280,71 @@ static int need(const struct mcb_model *m, const struct name_index *ix, const ch
 	const struct mcb_tensor *t = index_find(ix, name);
 	int64_t want[2] = {d0, d1};
 	char have[160], exp[64];
-	json_t *quant;
+	const char *fmt, *form;
+	json_t *rec;
+	int ok;
 
 	if (!t)
 		return mcb_errf(e, MCB_EFORMAT, "%s: missing tensor '%s'", what, name);
-	if (t->ndim != ndim || t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1))
+	rec = json_object_get(json_object_get(m->meta, "quant"), name);
+	fmt = json_string_value(json_object_get(rec, "format"));
+	if (!rec || json_object_get(rec, "fallback") || (fmt && !strcmp(fmt, "float")))
+		fmt = "float";
+	else if (!fmt)
+		fmt = "int";
+	/* the codes' dtype and shape as the record's form has them (qtensor.h);
+	 * the side tensors are checked where the weight is read */
+	if (!strcmp(fmt, "float")) {
+		ok = t->dtype == MCB_DT_F32 || t->dtype == MCB_DT_F16 || t->dtype == MCB_DT_BF16;
+		form = "F32, F16 or BF16";
+	} else if (!strcmp(fmt, "int")) {
+		ok = t->dtype == MCB_DT_I8 || t->dtype == MCB_DT_U8;
+		form = "I8 or U8 (integer codes)";
+	} else if (!strcmp(fmt, "fp8")) {
+		ok = t->dtype == MCB_DT_F8_E4M3;
+		form = "F8_E4M3";
+	} else if (!strcmp(fmt, "ggml")) {
+		int gt = mcb_dtype_from_name(json_string_value(json_object_get(rec, "ggml_type")));
+		const struct mcb_dtype_info *di = gt >= MCB_DT_Q8_0 ? mcb_dtype_info(gt) : NULL;
+
+		if (!di || ndim != 2 || d1 % di->block)
+			return mcb_errf(e, MCB_EFORMAT,
+					"%s: tensor '%s': ggml type '%s' cannot hold rows of %" PRId64,
+					what, name,
+					json_string_value(json_object_get(rec, "ggml_type"))
+						? json_string_value(json_object_get(rec, "ggml_type"))
+						: "(none)",
+					d1);
+		want[1] = d1 / di->block * di->block_bytes; /* U8 [rows, row bytes] */
+		ok = t->dtype == MCB_DT_U8;
+		form = "U8 (ggml blocks)";
+	} else {
+		return mcb_errf(e, MCB_EFORMAT, "%s: tensor '%s': unknown quantization format '%s'",
+				what, name, fmt);
+	}
+	if (t->ndim != ndim || t->shape[0] != want[0] || (ndim == 2 && t->shape[1] != want[1]))
 		return mcb_errf(e, MCB_EFORMAT, "%s: tensor '%s' has shape %s, expected %s", what, name,
 				shape_str(have, sizeof(have), t->ndim, t->shape),
 				shape_str(exp, sizeof(exp), ndim, want));
-	switch (t->dtype) {
-	case MCB_DT_F32:
-	case MCB_DT_F16:
-	case MCB_DT_BF16:
-		return 0;
-	case MCB_DT_I8:
-		/* quantized codes: the record (scheme, scales tensor, ...) says how to read them */
-		quant = json_object_get(m->meta, "quant");
-		if (json_is_object(json_object_get(quant, name)))
-			return 0;
-		return mcb_errf(e, MCB_EFORMAT, "%s: tensor '%s' has dtype I8 but no quantization record",
-				what, name);
-	default:
-		return mcb_errf(e, MCB_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16",
-				what, name, mcb_dtype_info(t->dtype)->name);
-	}
+	if (!ok)
+		return mcb_errf(e, MCB_EFORMAT, "%s: tensor '%s' has dtype %s, expected %s", what,
+				name, mcb_dtype_info(t->dtype)->name, form);
+	return 0;
 }
 
 int mcb_model_check_llama(const struct mcb_model *m, const char *what, struct mcb_errctx *e)
 {
 	const struct mcb_llama_config *c = &m->cfg;
 	/* per-layer tensors: suffix and shape, from the config */
-	const int64_t kv = c->n_kv_heads * c->head_dim;
+	const int64_t kv = c->n_kv_heads * c->head_dim, qd = c->n_heads * c->head_dim;
 	const struct {
 		const char *suffix;
 		int ndim;
 		int64_t d0, d1;
 	} layer[] = {
-		{"attn_norm", 1, c->dim, 0},          {"attn_q", 2, c->dim, c->dim},
+		{"attn_norm", 1, c->dim, 0},          {"attn_q", 2, qd, c->dim},
 		{"attn_k", 2, kv, c->dim},            {"attn_v", 2, kv, c->dim},
-		{"attn_output", 2, c->dim, c->dim},   {"ffn_norm", 1, c->dim, 0},
+		{"attn_output", 2, c->dim, qd},       {"ffn_norm", 1, c->dim, 0},
 		{"ffn_gate", 2, c->hidden_dim, c->dim}, {"ffn_up", 2, c->hidden_dim, c->dim},
 		{"ffn_down", 2, c->dim, c->hidden_dim},
 	};
@@ -442,7 +474,8 @@ int mcb_model_save_ir(const struct mcb_model *m, const char *path, struct mcb_er
 	int rc;
 
 	mcb_buf_printf(&what, "'%s'", path);
-	rc = mcb_model_check_llama(m, what.data, e);
+	rc = mcb_model_is_part(m) ? mcb_model_check_config(&m->cfg, what.data, e)
+				  : mcb_model_check_llama(m, what.data, e);
 	mcb_buf_release(&what);
 	if (rc)
 		return mcb_errprefix(e, "refusing to write an invalid model");
@@ -585,7 +618,12 @@ bad:
 	return rc;
 }
 
-int mcb_model_load_ir(const char *path, struct mcb_model *m, struct mcb_errctx *e)
+int mcb_model_is_part(const struct mcb_model *m)
+{
+	return json_object_get(m->meta, "part") != NULL;
+}
+
+static int load_ir(const char *path, struct mcb_model *m, int part_ok, struct mcb_errctx *e)
 {
 	struct mcb_buf what = MCB_BUF_INIT;
 	struct mcb_st_file f;
@@ -632,7 +670,16 @@ int mcb_model_load_ir(const char *path, struct mcb_model *m, struct mcb_errctx *
 	f.map.data = NULL;
 	f.map.size = 0;
 	mcb_st_close(&f);
-	rc = mcb_model_check_llama(m, what.data, e);
+	if (!mcb_model_is_part(m))
+		rc = mcb_model_check_llama(m, what.data, e);
+	else if (!part_ok)
+		rc = mcb_errf(e, MCB_EFORMAT, "%s: is a part of a model (one group of tensors), "
+			      "not a whole model", what.data);
+	else if (!json_is_object(json_object_get(m->meta, "part")))
+		rc = mcb_errf(e, MCB_EFORMAT, "%s: mcbuild.meta: 'part' is not an object",
+			      what.data);
+	else
+		rc = 0;
 	mcb_buf_release(&what);
 	if (rc) {
 		mcb_model_release(m);
@@ -645,6 +692,16 @@ fail:
 	mcb_model_release(m);
 	mcb_model_init(m);
 	return rc;
+}
+
+int mcb_model_load_ir(const char *path, struct mcb_model *m, struct mcb_errctx *e)
+{
+	return load_ir(path, m, 0, e);
+}
+
+int mcb_model_load_ir_or_part(const char *path, struct mcb_model *m, struct mcb_errctx *e)
+{
+	return load_ir(path, m, 1, e);
 }
 
 int32_t mcb_model_bos(const struct mcb_model *m)

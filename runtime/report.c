@@ -2334,8 +2334,8 @@ static size_t metric_cols(const json_t *const *r, const int *ok, size_t n, struc
 		if (!ok[i])
 			continue;
 		json_array_foreach (get(get(r[i], "quality"), "metrics"), j, m) {
-			if (!json_is_object(get(m, "gate")))
-				continue;
+			/* every metric measured, gated or not: an ungated metric
+			 * is a comparison (RTN beside GPTQ) */
 			for (k = 0; k < nc; k++)
 				if (!strcmp(c[k].name, str(m, "name")) &&
 				    !strcmp(c[k].dataset, str(m, "dataset")))
@@ -2431,7 +2431,7 @@ static void compare_tab(const json_t *const *r, const int *ok, size_t n, struct 
 			enum verdict mv = m ? gate_verdict(get(m, "gate")) : V_NONE;
 
 			c = tab_add(t, C_NUM | (mv == V_FAIL ? C_FAIL : 0));
-			if (!m || mv == V_NONE) {
+			if (!m || !json_is_number(get(m, "point"))) {
 				mcb_buf_adds(c, none);
 				continue;
 			}

@@ -21,6 +21,9 @@ static const struct mcb_stepkind *const kinds[] = {
 	&mcb_step_evaluate,
 	&mcb_step_measure,
 	&mcb_step_report,
+	&mcb_step_assemble,
+	&mcb_step_calibrate,
+	&mcb_step_prune,
 };
 
 const struct mcb_stepkind *mcb_stepkind_find(const char *name)

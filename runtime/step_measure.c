@@ -25,6 +25,8 @@
 #include "mcb/engine.h"
 #include "mcb/err.h"
 #include "mcb/model.h"
+#include "mcb/part.h"
+#include "mcb/qtensor.h"
 #include "mcb/os.h"
 #include "mcb/step.h"
 
@@ -46,27 +48,35 @@ static double pct(const double *x, size_t n, double q)
 	return v > 1e-9 ? v : 1e-9;
 }
 
-/* Parameters: elements of every weight (quantized codes included, scale
- * tensors not). */
+/* Parameters: elements of every weight, counted in the weight's own shape
+ * whatever holds it (codes, ggml blocks), side tensors (scales, zero
+ * points, g_idx, masks) not. */
 static uint64_t count_parameters(const struct mcb_model *m)
 {
-	json_t *quant = json_object_get(m->meta, "quant");
+	json_t *quant = json_object_get(m->meta, "quant"), *rec;
 	uint64_t n = 0;
 	const char *key;
-	json_t *rec;
-	size_t i;
+	size_t i, k;
 
 	for (i = 0; i < m->ntensors; i++) {
-		int scale = 0;
+		const struct mcb_tensor *t = &m->tensors[i];
+		struct mcb_qtensor q;
+		struct mcb_errctx e;
+		int side = 0;
 
-		json_object_foreach (quant, key, rec) {
-			const char *sn = json_string_value(json_object_get(rec, "scale"));
+		json_object_foreach (quant, key, rec)
+			for (k = 0; mcb_quant_side_keys[k]; k++) {
+				const char *sn =
+					json_string_value(json_object_get(rec, mcb_quant_side_keys[k]));
 
-			if (sn && !strcmp(sn, m->tensors[i].name))
-				scale = 1;
-		}
-		if (!scale)
-			n += mcb_tensor_numel(&m->tensors[i]);
+				side |= sn && !strcmp(sn, t->name);
+			}
+		if (side)
+			continue;
+		if (json_object_get(quant, t->name) && !mcb_qtensor_get(m, t->name, &q, &e))
+			n += (uint64_t)(q.rows * q.cols);
+		else
+			n += mcb_tensor_numel(t);
 	}
 	return n;
 }
@@ -179,7 +189,7 @@ out:
 
 const struct mcb_stepkind mcb_step_measure = {
 	.name = "measure",
-	.version = 1,
+	.version = 2,
 	.run = run_measure,
 	.exclusive = 1,
 };

@@ -20,6 +20,20 @@ struct mcb_blas {
 	/* C (n,n) = alpha op(A) op(A)^T + beta C, one triangle */
 	void (*ssyrk)(int order, int uplo, int trans, int n, int k, float alpha, const float *a,
 		      int lda, float beta, float *c, int ldc);
+	/* B (m,n) := alpha op(A)^-1 B (side Left) or alpha B op(A)^-1 (Right), A triangular */
+	void (*strsm)(int order, int side, int uplo, int transa, int diag, int m, int n, float alpha,
+		      const float *a, int lda, float *b, int ldb);
+	/*
+	 * LAPACK (column-major, as Fortran; the Fortran calling convention is
+	 * hidden by blas.c); NULL when the library was built without LAPACK.
+	 * uplo 'U' or 'L', diag 'N' or 'U'.  Both return
+	 * LAPACK's info: 0, -i for an invalid argument i, or i > 0 (spotrf: the
+	 * leading minor of order i is not positive definite; strtri: a(i,i) is 0).
+	 */
+	/* A (n,n) = U^T U (uplo 'U') or L L^T ('L'), the factor in that triangle */
+	int (*spotrf)(char uplo, int n, float *a, int lda);
+	/* A (n,n) triangular := its inverse, in place */
+	int (*strtri)(char uplo, char diag, int n, float *a, int lda);
 };
 
 /* Record the thread budget of this process; applied when the library loads

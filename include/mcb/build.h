@@ -38,6 +38,8 @@ struct mcb_build {
 	struct mcb_build_opts opts;
 	FILE *out; /* progress and step output (stdout) */
 	FILE *err; /* warnings, explanations (stderr) */
+	/* private */
+	const char *blobdir; /* decompressed inputs shared by the steps (tmpdir/blobs-PID) */
 	/* results */
 	size_t nran, ncached, nfailed, ninstalled, nuptodate;
 	size_t nwould;	    /* -n: steps and installs that would run */

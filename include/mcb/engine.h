@@ -1,23 +1,34 @@
 /*
  * engine: the reference inference engine for Llama-architecture decoder LMs
  * (RMSNorm, rotary embeddings with interleaved pairs, grouped-query
- * attention, SwiGLU, tied or separate output weights).
+ * attention, SwiGLU, tied or separate output weights; n_heads * head_dim may
+ * differ from dim after head pruning).
  *
- * It runs the internal form as it is: F32/F16/BF16 weights, and every
- * quantized form mcbuild produces (int8 per channel: I8 + F32 scale [rows];
- * int8 per group of 32, i.e. Q8_0: I8 + F16 scale [rows, cols/32]; F16
- * fallbacks).  Prompt batches go through OpenBLAS SGEMM; a KV cache holds
- * past positions.  Results are bit-identical at any thread count.
+ * It runs the internal form as it is: F32/F16/BF16 weights and every
+ * quantized-weight record of include/mcb/qtensor.h (integer codes of 2..8
+ * bits, symmetric or with zero points, per channel or per group, with or
+ * without g_idx; FP8 E4M3; ggml blocks Q8_0, Q4_0, Q4_1, Q4_K, Q6_K; F16
+ * fallbacks).  Prompt batches go through OpenBLAS SGEMM (EXACT mode); a KV
+ * cache holds past positions.  Results are bit-identical at any thread
+ * count.
  *
  * Numeric modes:
  *   MCB_ENGINE_EXACT  activations in F32; quantized weights dequantized
- *                     exactly (W = scale * q) on the fly.
+ *                     exactly (mcb_qtensor_row's values) on the fly.
  *   MCB_ENGINE_GGML   as ggml's CPU backend computes (what llama.cpp runs):
- *                     the activation feeding a Q8_0 matmul is itself
- *                     quantized to Q8_0 blocks (fp16 scale) and the dot
- *                     products are integer; the activation feeding an F16
- *                     matmul is rounded to fp16.  Used to compare with
- *                     llama.cpp and to measure GGUF targets as they run.
+ *                     the activation feeding a ggml-block matmul is itself
+ *                     quantized to the weight's dot type (Q8_0 for Q8_0 and
+ *                     Q4_0, Q8_1 for Q4_1, Q8_K for Q4_K and Q6_K) and the
+ *                     dot products are integer, the activation feeding an
+ *                     F16 matmul is rounded to fp16, and every float
+ *                     operation (dot products, softmax, SwiGLU, RoPE) runs
+ *                     in ggml's order: on stories260K and a synthetic model
+ *                     the logits equal llama.cpp's bit for bit (node-llama-
+ *                     cpp 3.22.1, AVX-512 build), in one batch and token by
+ *                     token (tests/compat section 7).  Integer (GPTQ/AWQ)
+ *                     and FP8 weights have no ggml counterpart and run as
+ *                     in EXACT mode.  Used to compare with llama.cpp and to
+ *                     measure GGUF targets as they run.
  */
 #ifndef MCB_ENGINE_H
 #define MCB_ENGINE_H
@@ -45,7 +56,8 @@ struct mcb_engine_opts {
  */
 enum mcb_capture_point {
 	MCB_CAPTURE_ATTN_IN,   /* input of attn_q/attn_k/attn_v (after attn_norm) */
-	MCB_CAPTURE_ATTN_OUT,  /* input of attn_output (attention result) */
+	MCB_CAPTURE_ATTN_OUT,  /* input of attn_output (attention result, n_heads *
+	                          head_dim columns: dim unless heads were pruned) */
 	MCB_CAPTURE_FFN_IN,    /* input of ffn_gate/ffn_up (after ffn_norm) */
 	MCB_CAPTURE_FFN_DOWN,  /* input of ffn_down (silu(gate) * up) */
 	MCB_CAPTURE_OUTPUT,    /* input of the classifier (after output_norm) */
@@ -75,7 +87,7 @@ void mcb_engine_free(struct mcb_engine *en);
  * Load a model file into an initialised, empty m for the engine, whatever
  * its format (mcb_model_detect): a llama2.c checkpoint, the internal form,
  * or GGUF (Q8_0 tensors included: mcb_gguf_read_model imports them as the
- * internal form's Q8_0).  On failure m is left empty and the message names
+ * internal form's Q8_0; Q4_0, Q4_1, Q4_K and Q6_K as ggml-block records).  On failure m is left empty and the message names
  * the file.
  */
 int mcb_engine_load_model(const char *path, struct mcb_model *m, struct mcb_errctx *e);

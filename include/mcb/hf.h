@@ -3,6 +3,12 @@
  * config.json, and the Q/K row permutation between HF's rotate-half RoPE and
  * the interleaved pairing mcbuild's IR uses (llama.cpp convert_hf_to_gguf:
  * reshape(nh, 2, hd/2, in).swapaxes(1, 2)).
+ *
+ * mcb_hf_read (declared in model.h) also reads the quantized checkpoints the
+ * export step writes (GPTQ v1, AWQ GEMM, compressed-tensors fp8 and W8A8,
+ * mcbuild-int8; pruning masks), detected from config.json's
+ * quantization_config, back into the internal form's records exactly
+ * (runtime/hf.c); config.json's head_dim gives the head size when present.
  */
 #ifndef MCB_HF_H
 #define MCB_HF_H

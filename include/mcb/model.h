@@ -48,8 +48,8 @@ struct mcb_llama_config {
 
 /*
  * Check c's ranges and consistency: every count positive and within the caps
- * above, n_heads divides dim, n_kv_heads divides n_heads, head_dim ==
- * dim / n_heads and even (RoPE pairs), norm_eps and rope_theta finite and
+ * above, n_kv_heads divides n_heads, head_dim even (RoPE pairs), at most dim,
+ * with n_heads * head_dim at most 4 dim (it is dim unless heads were pruned), norm_eps and rope_theta finite and
  * positive, tied_embeddings 0 or 1.  what names the source in messages.
  * Returns 0 or MCB_EFORMAT.
  */
@@ -106,10 +106,12 @@ int mcb_model_remove(struct mcb_model *m, const char *name);
 /*
  * Check that m is a Llama model: arch "llama", a valid config
  * (mcb_model_check_config), and every tensor the config implies present with
- * its shape and a dtype the engine can use: F32, F16 or BF16, or I8 when
- * meta["quant"] holds a record (an object) for that tensor name.  output.weight
- * must be present exactly when the embeddings are not tied.  Other tensors
- * (scales, masks) are not checked.  what names the source in messages.
+ * its shape (q: n_heads * head_dim rows) and a dtype its record allows
+ * (qtensor.h): F32, F16 or BF16 without a record (or with a fallback or
+ * "float" record); I8 or U8 codes for "int"; F8_E4M3 for "fp8"; U8 [rows,
+ * row bytes] for "ggml".  output.weight must be present exactly when the
+ * embeddings are not tied.  Side tensors (scales, masks) are checked where
+ * a weight is read (mcb_qtensor_get).  what names the source in messages.
  * Returns 0 or MCB_EFORMAT.
  */
 int mcb_model_check_llama(const struct mcb_model *m, const char *what, struct mcb_errctx *e);
@@ -161,5 +163,10 @@ int mcb_model_probe(const char *path, const char *format, const char *config,
  * (not atomically); load_ir validates a hostile file like the importers. */
 int mcb_model_save_ir(const struct mcb_model *m, const char *path, struct mcb_errctx *e);
 int mcb_model_load_ir(const char *path, struct mcb_model *m, struct mcb_errctx *e);
+/* Either a whole model or a part (meta["part"] set, runtime/part.c: one
+ * group of tensors whose completeness is not checked, only its config). */
+int mcb_model_load_ir_or_part(const char *path, struct mcb_model *m, struct mcb_errctx *e);
+/* 1 when m is a part rather than a whole model. */
+int mcb_model_is_part(const struct mcb_model *m);
 
 #endif

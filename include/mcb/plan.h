@@ -1,7 +1,8 @@
 /*
  * plan: lowering checked targets to the step DAG.
  *
- * Each target becomes import -> (one step per stack technique) -> export,
+ * Each target becomes import -> (per layer: one step per stack technique,
+ * after a shared calibration when one needs statistics) -> assemble -> export,
  * evaluations of the baseline and of the compressed model on the datasets
  * its quality gates name (sampled datasets through a sample step), a
  * measurement, a report, and a bundle.  Steps are interned by structure (kind, params, producers), so a
@@ -92,10 +93,15 @@ struct mcb_plan {
 
 /*
  * Lower n targets into p (arena-allocated; p->steps' params are owned JSON:
- * release with mcb_plan_release).  Returns 0 or a negative mcb_err.
+ * release with mcb_plan_release).  A stack that changes weights is planned
+ * per layer, so the model's config is read from its file (header only).
+ * Problems (an unreadable model, an override naming no tensor) go to d with
+ * the recipe location; returns 0, or MCB_ERECIPE after reporting, when
+ * p->targets holds only the targets that could be planned (their steps are
+ * complete: -k builds them).
  */
 int mcb_plan_build(struct mcb_plan *p, struct mcb_arena *a, struct mcb_target *const *targets,
-		   size_t n, struct mcb_errctx *e);
+		   size_t n, struct mcb_diags *d);
 void mcb_plan_release(struct mcb_plan *p);
 
 /* Write the DAG in Graphviz dot to f. */

@@ -108,6 +108,9 @@ struct mcb_target {
 	size_t ndatasets;
 	struct json_t *performance; /* {"context", "batch", "prompt_tokens", "decode_tokens",
 	                              "repeats"}: defaults filled; owned */
+	struct json_t *calibration; /* NULL, or {"dataset", "samples", "seq_len",
+	                              "max_samples", "seed", "sequential"}; owned */
+	const struct mcb_dataset_decl *calib_dataset; /* its dataset, else NULL */
 };
 
 struct mcb_workspace {

@@ -78,6 +78,9 @@ extern const struct mcb_stepkind mcb_step_sample;
 extern const struct mcb_stepkind mcb_step_evaluate;
 extern const struct mcb_stepkind mcb_step_measure;
 extern const struct mcb_stepkind mcb_step_report;
+extern const struct mcb_stepkind mcb_step_assemble;
+extern const struct mcb_stepkind mcb_step_calibrate;
+extern const struct mcb_stepkind mcb_step_prune;
 
 /* Read a small JSON input (an earlier step's output) of slot name: a new
  * reference, or NULL with sc->e set. */

@@ -3,10 +3,12 @@
  * sequence, in the JSON shape tests/compat/llama_eval.mjs writes, so that
  * tests/compat/logits.py compare can diff the two.
  *
- *   engine_logits MODEL IDS.json OUT.json [--mode exact|ggml] [--threads N] [--tokens]
+ *   engine_logits MODEL IDS.json OUT.json [--mode exact|ggml] [--threads N]
+ *                 [--tokens | --batches N1,N2,...]
  *
- * MODEL: GGUF (F32/F16/BF16/Q8_0 tensors), a llama2.c checkpoint or the
- * internal form (detected by content: mcb_engine_load_model).
+ * MODEL: GGUF (F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q6_K tensors), a llama2.c
+ * checkpoint or the internal form (detected by content:
+ * mcb_engine_load_model).
  * IDS.json: a JSON array of token ids (or an object with an "ids" array).
  * OUT.json: {"model": path, "n_vocab": V, "ids": [...],
  *            "logits": [[V logits], ...] one row per position,
@@ -16,7 +18,9 @@
  * --mode: exact (default: F32 activations, weights dequantized exactly) or
  * ggml (activations rounded as llama.cpp's CPU backend rounds them);
  * --threads: compute threads (default 1; results do not depend on it);
- * --tokens: evaluate one token per call instead of one batch for all.
+ * --tokens: evaluate one token per call instead of one batch for all;
+ * --batches: evaluate in batches of N1, N2, ... tokens (the rest, if any, in
+ * one more batch), e.g. as llama.cpp was fed them.
  *
  * Exit status: 0; 1 when the model cannot be loaded or evaluated; 2 on bad
  * usage or input.
@@ -35,7 +39,7 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: engine_logits MODEL IDS.json OUT.json [--mode exact|ggml] "
-			"[--threads N] [--tokens]\n");
+			"[--threads N] [--tokens | --batches N1,N2,...]\n");
 	exit(2);
 }
 
@@ -98,7 +102,8 @@ int main(int argc, char **argv)
 	int64_t n, i, j, v;
 	int32_t *ids;
 	float *lg;
-	int tokens = 0, a;
+	int tokens = 0, a, nbatch = 0;
+	int64_t batch[64], off;
 	char *js;
 	FILE *f;
 
@@ -120,6 +125,16 @@ int main(int argc, char **argv)
 				usage();
 		} else if (!strcmp(argv[a], "--tokens")) {
 			tokens = 1;
+		} else if (!strcmp(argv[a], "--batches") && a + 1 < argc) {
+			char *p = argv[++a], *end;
+
+			while (*p && nbatch < 64) {
+				batch[nbatch] = strtoll(p, &end, 10);
+				if (end == p || batch[nbatch] < 1 || (*end && *end != ','))
+					usage();
+				nbatch++;
+				p = *end ? end + 1 : end;
+			}
 		} else {
 			usage();
 		}
@@ -141,12 +156,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "engine_logits: out of memory for %lld logits\n", (long long)(n * v));
 		return 1;
 	}
-	for (i = 0; i < (tokens ? n : 1); i++)
-		if (tokens ? mcb_engine_eval(en, ids + i, 1, NULL, lg + i * v, &e)
-			   : mcb_engine_eval(en, ids, n, lg, NULL, &e)) {
+	if (tokens) { /* one batch per token */
+		for (i = 0; i < n && i < 64; i++)
+			batch[i] = 1;
+		nbatch = (int)i;
+	}
+	for (off = 0, i = 0; off < n; i++) {
+		int64_t nb = i < nbatch ? batch[i] : n - off;
+
+		if (tokens && i >= nbatch)
+			nb = 1;
+		if (nb > n - off)
+			nb = n - off;
+		if (mcb_engine_eval(en, ids + off, nb, lg + off * v, NULL, &e)) {
 			fprintf(stderr, "engine_logits: %s\n", e.msg);
 			return 1;
 		}
+		off += nb;
+	}
 	for (i = 0; i < n * v; i++)
 		if (!isfinite(lg[i])) {
 			fprintf(stderr, "engine_logits: logit %lld of position %lld is not finite\n",

@@ -297,6 +297,285 @@ def f16_bits(x):
 
 
 # ---------------------------------------------------------------------------
+# numpy reference Q4_0, Q4_1, Q4_K, Q6_K (ggml ggml-quants.c quantize_row_*_ref,
+# make_qkx2_quants, make_qx_quants, nearest_int), written from ggml's source
+# semantics: every value is a float32 and every operation a single float32
+# operation (no fused multiply-add), sums accumulate in element order, and
+# comparisons keep ggml's first-occurrence and strictness rules.  The
+# computation is vectorised across blocks; loops run over positions only, so
+# each block sees ggml's sequence of roundings.  ggml casts
+# (int8_t)(x*id + 8.5f) with undefined behaviour out of range; mcbuild (and
+# these ports) give such a code 0.
+
+F = np.float32
+T_Q4_0, T_Q4_1, T_Q5_0, T_Q4_K, T_Q6_K = 2, 3, 6, 12, 14
+QK4, QKK = 32, 256
+GROUP_MAX_EPS = F(1e-15)
+FLT_MAX = F(np.finfo(np.float32).max)
+
+
+def nearest_int(v):
+    """ggml nearest_int: (bits of (v + 1.5*2^23) & 0x7fffff) - 0x400000."""
+    with np.errstate(all="ignore"):
+        s = (np.asarray(v, dtype=F) + F(12582912.0)).astype(F)
+    return (s.view(np.int32).astype(np.int64) & 0x007fffff) - 0x00400000
+
+
+def f16_to_f32(bits):
+    return np.asarray(bits, dtype=np.uint16).view(np.float16).astype(F)
+
+
+def trunc_code(v, hi):
+    """MIN(hi, (int8_t)v) kept in a byte; NaN / out of int8 range -> 0."""
+    with np.errstate(invalid="ignore"):
+        ok = (v > F(-129.0)) & (v < F(128.0))
+        c = np.where(ok, np.trunc(np.where(ok, v, F(0))), 0).astype(np.int64)
+    return np.minimum(c, hi) & 0xFF
+
+
+def q4_0_ref(x):
+    """x float32 (size % 32 == 0) -> Q4_0 block bytes (uint8 (nb, 18))."""
+    b = np.ascontiguousarray(x, dtype=F).reshape(-1, QK4)
+    rows = np.arange(b.shape[0])
+    with np.errstate(all="ignore"):
+        a = np.abs(b)
+        a = np.where(np.isnan(a), F(-1), a)
+        i = np.argmax(a, axis=1)                 # the first of largest magnitude
+        vmax = np.where(a[rows, i] > 0, b[rows, i], F(0)).astype(F)
+        d = (vmax / F(-8)).astype(F)
+        inv = np.where(d != 0, F(1) / np.where(d != 0, d, F(1)), F(0)).astype(F)
+        q = trunc_code((b * inv[:, None]).astype(F) + F(8.5), 15)
+    out = np.empty((b.shape[0], 18), np.uint8)
+    out[:, 0:2] = f16_bits(d).reshape(-1, 1).view(np.uint8)
+    out[:, 2:] = (q[:, :16] | (q[:, 16:] << 4)) & 0xFF
+    return out
+
+
+def q4_1_ref(x):
+    """x float32 (size % 32 == 0) -> Q4_1 block bytes (uint8 (nb, 20))."""
+    b = np.ascontiguousarray(x, dtype=F).reshape(-1, QK4)
+    with np.errstate(all="ignore"):
+        mn = np.where(np.isnan(b), FLT_MAX, b).min(axis=1).astype(F)
+        mx = np.where(np.isnan(b), -FLT_MAX, b).max(axis=1).astype(F)
+        d = ((mx - mn).astype(F) / F(15)).astype(F)
+        inv = np.where(d != 0, F(1) / np.where(d != 0, d, F(1)), F(0)).astype(F)
+        v = ((b - mn[:, None]).astype(F) * inv[:, None]).astype(F) + F(0.5)
+        q = trunc_code(v.astype(F), 15)
+    out = np.empty((b.shape[0], 20), np.uint8)
+    out[:, 0:2] = f16_bits(d).reshape(-1, 1).view(np.uint8)
+    out[:, 2:4] = f16_bits(mn).reshape(-1, 1).view(np.uint8)
+    out[:, 4:] = (q[:, :16] | (q[:, 16:] << 4)) & 0xFF
+    return out
+
+
+def _wsum(w, v):
+    """sequential float32 sum over axis 1 of w*v (ggml's loop order)."""
+    s = np.zeros(w.shape[0], F)
+    for i in range(w.shape[1]):
+        s = (s + (w[:, i] * v[:, i]).astype(F)).astype(F)
+    return s
+
+
+def make_qkx2(xs, w, nmax, rmin, rdelta, nstep):
+    """ggml make_qkx2_quants (use_mad false) on every row of xs (N, n).
+    Returns (scale (N,), the_min (N,), L (N, n))."""
+    n = xs.shape[1]
+    with np.errstate(all="ignore"):
+        mn, mx = xs[:, 0].copy(), xs[:, 0].copy()
+        sum_w = w[:, 0].copy()
+        sum_x = (sum_w * xs[:, 0]).astype(F)
+        for i in range(1, n):
+            mn = np.where(xs[:, i] < mn, xs[:, i], mn)
+            mx = np.where(xs[:, i] > mx, xs[:, i], mx)
+            sum_w = (sum_w + w[:, i]).astype(F)
+            sum_x = (sum_x + (w[:, i] * xs[:, i]).astype(F)).astype(F)
+        mn = np.where(mn > 0, F(0), mn).astype(F)
+        flat = mx == mn
+        rng = np.where(flat, F(1), (mx - mn).astype(F)).astype(F)
+        xm = (xs - mn[:, None]).astype(F)
+        iscale = (F(nmax) / rng).astype(F)
+        scale = (F(1) / iscale).astype(F)
+        L = np.clip(nearest_int((iscale[:, None] * xm).astype(F)), 0, nmax)
+        diff = (((scale[:, None] * L.astype(F)).astype(F) + mn[:, None]).astype(F) - xs).astype(F)
+        best = _wsum(w, (diff * diff).astype(F))
+        for k in range(nstep + 1):
+            # ggml updates min inside this loop: later candidates use it
+            rng = np.where(flat, F(1), (mx - mn).astype(F)).astype(F)
+            xm = (xs - mn[:, None]).astype(F)
+            isc = ((F(rmin) + (F(rdelta) * F(k)).astype(F)).astype(F) + F(nmax)).astype(F)
+            isc = (isc / rng).astype(F)
+            la = np.clip(nearest_int((isc[:, None] * xm).astype(F)), 0, nmax)
+            lf = la.astype(F)
+            sum_l = np.zeros(xs.shape[0], F)
+            sum_l2 = np.zeros(xs.shape[0], F)
+            sum_xl = np.zeros(xs.shape[0], F)
+            for i in range(n):
+                wl = (w[:, i] * lf[:, i]).astype(F)
+                sum_l = (sum_l + wl).astype(F)
+                sum_l2 = (sum_l2 + (wl * lf[:, i]).astype(F)).astype(F)
+                sum_xl = (sum_xl + (wl * xs[:, i]).astype(F)).astype(F)
+            D = ((sum_w * sum_l2).astype(F) - (sum_l * sum_l).astype(F)).astype(F)
+            ts = (((sum_w * sum_xl).astype(F) - (sum_x * sum_l).astype(F)).astype(F) / D).astype(F)
+            tm = (((sum_l2 * sum_x).astype(F) - (sum_l * sum_xl).astype(F)).astype(F) / D).astype(F)
+            pos_min = tm > 0
+            tm = np.where(pos_min, F(0), tm).astype(F)
+            ts = np.where(pos_min, (sum_xl / sum_l2).astype(F), ts).astype(F)
+            diff = (((ts[:, None] * lf).astype(F) + tm[:, None]).astype(F) - xs).astype(F)
+            cur = _wsum(w, (diff * diff).astype(F))
+            better = (D > 0) & (cur < best) & ~flat
+            L = np.where(better[:, None], la, L)
+            best = np.where(better, cur, best)
+            scale = np.where(better, ts, scale)
+            mn = np.where(better, tm, mn)
+        L = np.where(flat[:, None], 0, L)
+        scale = np.where(flat, F(0), scale).astype(F)
+    return scale, (-mn).astype(F), L
+
+
+def q4_k_ref(x):
+    """x float32 (size % 256 == 0) -> Q4_K block bytes (uint8 (nb, 144))."""
+    b = np.ascontiguousarray(x, dtype=F).reshape(-1, QKK)
+    nb = b.shape[0]
+    xs = b.reshape(nb * 8, 32)
+    with np.errstate(all="ignore"):
+        s2 = _wsum(xs, xs)
+        av = np.sqrt((s2 / F(32)).astype(F)).astype(F)
+        w = (av[:, None] + np.abs(xs)).astype(F)
+        sc, mins, L = make_qkx2(xs, w, 15, -1.0, 0.1, 20)
+        sc, mins, L = sc.reshape(nb, 8), mins.reshape(nb, 8), L.reshape(nb, 8, 32)
+        ms = np.zeros(nb, F)
+        mm = np.zeros(nb, F)
+        for j in range(8):
+            ms = np.where(sc[:, j] > ms, sc[:, j], ms)
+            mm = np.where(mins[:, j] > mm, mins[:, j], mm)
+        inv_s = np.where(ms > 0, F(63) / np.where(ms > 0, ms, F(1)), F(0)).astype(F)
+        inv_m = np.where(mm > 0, F(63) / np.where(mm > 0, mm, F(1)), F(0)).astype(F)
+        ls = np.minimum(nearest_int((inv_s[:, None] * sc).astype(F)) & 0xFF, 63)
+        lm = np.minimum(nearest_int((inv_m[:, None] * mins).astype(F)) & 0xFF, 63)
+        dh = f16_bits((ms / F(63)).astype(F))
+        mh = f16_bits((mm / F(63)).astype(F))
+        d0, dmin0 = f16_to_f32(dh), f16_to_f32(mh)
+        dd = (d0[:, None] * ls.astype(F)).astype(F)
+        dm = (dmin0[:, None] * lm.astype(F)).astype(F)
+        l = nearest_int((((b.reshape(nb, 8, 32) + dm[:, :, None]).astype(F))
+                         / np.where(dd != 0, dd, F(1))[:, :, None]).astype(F))
+        L = np.where((dd != 0)[:, :, None], np.clip(l, 0, 15), L).reshape(nb, QKK)
+    out = np.zeros((nb, 144), np.uint8)
+    out[:, 0:2] = dh.reshape(-1, 1).view(np.uint8)
+    out[:, 2:4] = mh.reshape(-1, 1).view(np.uint8)
+    scales = np.zeros((nb, 12), np.int64)
+    for j in range(8):
+        if j < 4:
+            scales[:, j] = ls[:, j]
+            scales[:, j + 4] = lm[:, j]
+        else:
+            scales[:, j + 4] = (ls[:, j] & 0xF) | ((lm[:, j] & 0xF) << 4)
+            scales[:, j - 4] |= (ls[:, j] >> 4) << 6
+            scales[:, j] |= (lm[:, j] >> 4) << 6
+    out[:, 4:16] = scales & 0xFF
+    for c in range(4):
+        out[:, 16 + 32 * c:16 + 32 * c + 32] = L[:, 64 * c:64 * c + 32] | (L[:, 64 * c + 32:64 * c + 64] << 4)
+    return out
+
+
+def make_qx(xs, nmax):
+    """ggml make_qx_quants(n, nmax, x, L, rmse_type 1, NULL) on every row of
+    xs (N, n).  Returns (scale (N,), L (N, n) = code + nmax)."""
+    N, n = xs.shape
+    with np.errstate(all="ignore"):
+        amax = np.zeros(N, F)
+        mx = np.zeros(N, F)
+        for i in range(n):
+            a = np.abs(xs[:, i])
+            up = a > amax
+            amax = np.where(up, a, amax)
+            mx = np.where(up, xs[:, i], mx)
+        zero = amax < GROUP_MAX_EPS
+        mxs = np.where(zero, F(1), mx).astype(F)
+        w = (xs * xs).astype(F)
+
+        def codes(isc):
+            return np.clip(nearest_int((isc[:, None] * xs).astype(F)), -nmax, nmax - 1)
+
+        def sums(l):
+            lf = l.astype(F)
+            slx = np.zeros(N, F)
+            sl2 = np.zeros(N, F)
+            for i in range(n):
+                slx = (slx + ((w[:, i] * xs[:, i]).astype(F) * lf[:, i]).astype(F)).astype(F)
+                sl2 = (sl2 + ((w[:, i] * lf[:, i]).astype(F) * lf[:, i]).astype(F)).astype(F)
+            return slx, sl2
+
+        l = codes((F(-nmax) / mxs).astype(F))
+        L = l + nmax
+        slx, sl2 = sums(l)
+        scale = np.where(sl2 != 0, (slx / np.where(sl2 != 0, sl2, F(1))).astype(F), F(0)).astype(F)
+        best = (scale * slx).astype(F)
+        for k in range(-9, 10):
+            if k == 0:
+                continue
+            isc = ((-((F(nmax) + (F(0.1) * F(k)).astype(F)).astype(F))) / mxs).astype(F)
+            l = codes(isc)
+            slx, sl2 = sums(l)
+            up = (sl2 > 0) & ((slx * slx).astype(F) > (best * sl2).astype(F))
+            L = np.where(up[:, None], l + nmax, L)
+            ns = (slx / np.where(up, sl2, F(1))).astype(F)
+            scale = np.where(up, ns, scale).astype(F)
+            best = np.where(up, (ns * slx).astype(F), best).astype(F)
+        L = np.where(zero[:, None], 0, L)
+        scale = np.where(zero, F(0), scale).astype(F)
+    return scale, L
+
+
+def q6_k_ref(x):
+    """x float32 (size % 256 == 0) -> Q6_K block bytes (uint8 (nb, 210))."""
+    b = np.ascontiguousarray(x, dtype=F).reshape(-1, QKK)
+    nb = b.shape[0]
+    with np.errstate(all="ignore"):
+        sc, L = make_qx(b.reshape(nb * 16, 16), 32)
+        sc, L = sc.reshape(nb, 16), L.reshape(nb, 16, 16)
+        mabs = np.zeros(nb, F)
+        msc = np.zeros(nb, F)
+        for j in range(16):
+            a = np.abs(sc[:, j])
+            up = a > mabs
+            mabs = np.where(up, a, mabs)
+            msc = np.where(up, sc[:, j], msc)
+        zero = mabs < GROUP_MAX_EPS
+        isc = (F(-128) / np.where(zero, F(1), msc)).astype(F)
+        dh = f16_bits((F(1) / isc).astype(F))
+        s8 = np.minimum(nearest_int((isc[:, None] * sc).astype(F)), 127)
+        s8 = ((s8 & 0xFF) ^ 0x80) - 0x80                   # as an int8_t
+        dd = (f16_to_f32(dh)[:, None] * s8.astype(F)).astype(F)
+        l = nearest_int((b.reshape(nb, 16, 16) / np.where(dd != 0, dd, F(1))[:, :, None]).astype(F))
+        L = np.where((dd != 0)[:, :, None], np.clip(l, -32, 31) + 32, L).reshape(nb, QKK)
+    out = np.zeros((nb, 210), np.uint8)
+    for h in range(2):
+        u = L[:, 128 * h:128 * h + 128]
+        out[:, 64 * h:64 * h + 32] = (u[:, 0:32] & 0xF) | ((u[:, 64:96] & 0xF) << 4)
+        out[:, 64 * h + 32:64 * h + 64] = (u[:, 32:64] & 0xF) | ((u[:, 96:128] & 0xF) << 4)
+        out[:, 128 + 32 * h:128 + 32 * h + 32] = ((u[:, 0:32] >> 4) | ((u[:, 32:64] >> 4) << 2)
+                                                | ((u[:, 64:96] >> 4) << 4) | ((u[:, 96:128] >> 4) << 6))
+    out[:, 192:208] = s8 & 0xFF
+    out[:, 208:210] = dh.reshape(-1, 1).view(np.uint8)
+    out[zero] = 0
+    return out
+
+
+def q8_0_blocks(x):
+    d, qs = q8_0_ref(x)
+    out = np.empty((d.size, 34), np.uint8)
+    out[:, 0:2] = d.reshape(-1, 1).view(np.uint8)
+    out[:, 2:] = qs.view(np.uint8)
+    return out
+
+
+# ggml type id -> reference quantizer of a float32 tensor to block bytes
+QUANTIZERS = {T_Q8_0: q8_0_blocks, T_Q4_0: q4_0_ref, T_Q4_1: q4_1_ref,
+              T_Q4_K: q4_k_ref, T_Q6_K: q6_k_ref}
+
+
+# ---------------------------------------------------------------------------
 # writer
 
 class Writer:
@@ -562,9 +841,78 @@ def cmd_q8check(qpath, fpath):
     return 1 if bad else 0
 
 
+# byte ranges of each block's fields, for messages
+FIELDS = {T_Q8_0: [("d", 0, 2), ("qs", 2, 34)],
+          T_Q4_0: [("d", 0, 2), ("qs", 2, 18)],
+          T_Q4_1: [("d", 0, 2), ("m", 2, 4), ("qs", 4, 20)],
+          T_Q4_K: [("d", 0, 2), ("dmin", 2, 4), ("scales", 4, 16), ("qs", 16, 144)],
+          T_Q6_K: [("ql", 0, 128), ("qh", 128, 192), ("scales", 192, 208), ("d", 208, 210)]}
+
+
+def cmd_qcheck(qpath, fpath):
+    """Every tensor of QUANT.gguf against the numpy reference quantization of
+    the F32 tensor of the same name: Q8_0, Q4_0, Q4_1, Q4_K and Q6_K blocks
+    byte for byte, F16 as the fp16 rounding, F32 equal."""
+    q, f = Reader(qpath), Reader(fpath)
+    bad = 0
+    counts = {}
+    for name in [n for n in f.by_name if n not in q.by_name]:
+        print("qcheck: tensor '%s' is in %s but not in %s" % (name, fpath, qpath))
+        bad += 1
+    for t in q.tensors:
+        name, ttype = t["name"], t["type"]
+        tname = GGML_TYPES[ttype][0]
+        ft = f.by_name.get(name)
+        if ft is None or ft["type"] != T_F32 or ft["ne"] != t["ne"]:
+            print("qcheck: '%s': no F32 tensor of shape %s in %s" % (name, t["ne"], fpath))
+            bad += 1
+            continue
+        ref = f.array(name)
+        if not np.all(np.isfinite(ref)):
+            print("qcheck: '%s': the F32 source has non-finite values" % name)
+            bad += 1
+            continue
+        if ttype in QUANTIZERS:
+            bsize = GGML_TYPES[ttype][2]
+            got = np.frombuffer(q.raw(name), dtype=np.uint8).reshape(-1, bsize)
+            want = QUANTIZERS[ttype](ref)
+            diff = got != want
+            if diff.any():
+                blocks = np.nonzero(diff.any(axis=1))[0]
+                i = int(blocks[0])
+                fields = [fn for fn, lo, hi in FIELDS[ttype] if diff[i, lo:hi].any()]
+                print("qcheck: '%s' %s: %d of %d blocks differ from the reference (first: "
+                      "block %d, row %d, field %s: %s vs reference %s)"
+                      % (name, tname, blocks.size, got.shape[0], i,
+                         i // (t["ne"][0] // GGML_TYPES[ttype][1]), "/".join(fields),
+                         got[i].tobytes().hex()[:48], want[i].tobytes().hex()[:48]))
+                bad += 1
+        elif ttype == T_F16:
+            n = int(np.count_nonzero(q.array(name).view(np.uint16) != f16_bits(ref)))
+            if n:
+                print("qcheck: '%s' F16: %d of %d values are not the fp16 rounding of F32"
+                      % (name, n, ref.size))
+                bad += 1
+        elif ttype == T_F32:
+            n = int(np.count_nonzero(q.array(name).view(np.uint32) != ref.view(np.uint32)))
+            if n:
+                print("qcheck: '%s' F32: %d of %d values differ" % (name, n, ref.size))
+                bad += 1
+        else:
+            print("qcheck: '%s' has type %s: not checked" % (name, tname))
+            bad += 1
+            continue
+        counts[tname] = counts.get(tname, 0) + 1
+    print("qcheck: %s vs %s: %s checked, %d problems" % (
+        qpath, fpath, ", ".join("%d %s" % (n, k) for k, n in sorted(counts.items())) or "none",
+        bad))
+    return 1 if bad else 0
+
+
 USAGE = """usage: gguf_check.py summary FILE.gguf
        gguf_check.py types FILE.gguf
        gguf_check.py q8check QUANT.gguf F32.gguf
+       gguf_check.py qcheck QUANT.gguf F32.gguf
        gguf_check.py llama2c-to-gguf [--q8] [--align N] MODEL.bin OUT.gguf"""
 
 
@@ -576,6 +924,8 @@ def main(argv):
             return cmd_types(argv[1])
         if len(argv) == 3 and argv[0] == "q8check":
             return cmd_q8check(argv[1], argv[2])
+        if len(argv) == 3 and argv[0] == "qcheck":
+            return cmd_qcheck(argv[1], argv[2])
         if argv and argv[0] == "llama2c-to-gguf":
             rest, q8, align = argv[1:], False, DEFAULT_ALIGN
             while rest and rest[0].startswith("--"):

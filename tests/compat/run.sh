@@ -20,6 +20,11 @@
 #      against llama.cpp's logits: within 1e-4 (F32; Q8_0 in GGML mode).
 #   6. mcbuild's tokenizer (build/tests/tokenize_driver) against llama.cpp's
 #      on trained SentencePiece and GPT-2 BPE vocabularies: identical ids.
+#   7. GGUF Q4_0, Q4_1, Q4_K, Q6_K files of stories260K and a synthetic model
+#      (build/tests/ggml_export): blocks equal to the numpy reference
+#      quantizers; llama.cpp's logits and the engine's (GGML mode) equal as
+#      float32, in one batch and token by token; mcbuild's kernels against
+#      llama.cpp's own (build/tests/ggml_oracle).
 #
 # Output: build/compat/ (logs and logits JSON).  Closing line
 # "compat: N passed, N failed[, N skipped]"; exit 1 on any failure, 0 when
@@ -367,6 +372,148 @@ json.dump(d, open(sys.argv[2], "w"))
 				"$OUT/tok-bad.mcbuild.json"
 	fi
 fi
+# ---------------------------------------------------------------------------
+
+# ---- 7. GGUF Q4_0, Q4_1, Q4_K, Q6_K -------------------------------------------
+# ggml's block types beyond Q8_0, written by tests/compat/ggml_export.c
+# (mcbuild's quantizers, runtime/quant_ggml.c, and its GGUF writer) with the
+# tensor types llama-quantize picks for each file type, on stories260K and
+# on a synthetic model (synth:1: dim 256, hidden 512, 2 layers, tied) whose
+# rows divide into K-quant blocks.  Stories' rows of 64 and 172 do not: a
+# stories Q4_K_M file would be mostly Q5_0 (llama.cpp's fallback), a type
+# mcbuild does not have.  Fallbacks, as llama-quantize: stories Q4_0 and Q4_1
+# keep the tied classifier (token_embd) in Q8_0 (its Q6_K cannot hold rows
+# of 64) and ffn_down (rows of 172) in F16 (llama.cpp defines no fallback
+# for Q4_0/Q4_1: mcbuild uses F16, as for Q8_0); stories Q6_K is Q8_0 with
+# ffn_down F16.  Synthetic: Q4_K_M (the classifier and the attn_v/ffn_down
+# of the layers use_more_bits picks in Q6_K), Q6_K, and --pure Q4_0, Q4_1,
+# Q4_K, Q6_K; --pure Q4_0 and Q4_K again with a vocabulary of 512, whose
+# classifier ggml repacks (515 rows are not repacked).  Each file:
+#   a. qcheck: every tensor's blocks equal gguf_check.py's numpy reference
+#      quantization of the F32 source byte for byte (fallbacks: the fp16
+#      rounding);
+#   b. llama.cpp evaluates ids64 in one batch (llama_eval.mjs) and token by
+#      token (llama_eval_tokens.mjs: ggml's kernels differ between the two,
+#      and so do llama.cpp's K-quant logits);
+#   c. the engine in GGML mode (engine_logits --mode ggml) does the same,
+#      and its logits must be within GGUF_TOL = 1e-5 of llama.cpp's
+#      (logits.py) and equal to them as float32 values: measured identical,
+#      every value of every position, on every file and in both feeds
+#      (logits.py reports up to 4.8e-7: printing, the engine writes the
+#      shortest float form).  This holds for llama.cpp's AVX-512 build,
+#      whose float orders GGML mode follows; on a CPU without AVX-512,
+#      node-llama-cpp loads the AVX2 build (8-float vectors: other roundings,
+#      and a flipped activation code moves logits by ~0.5), and only the
+#      Q8_0 tolerance is required.
+# ggml_oracle (tests/compat/ggml_oracle.c) runs llama.cpp's own kernels and
+# graph ops (dlopen) against mcbuild's kernel tables, bit for bit; negative
+# self-tests: against the AVX2 build (haswell) it must see differences, and
+# a Q4_K block with one byte changed must fail qcheck.
+GE=${MCB_GGML_EXPORT:-$(dirname "$MCB")/tests/ggml_export}
+GO=${MCB_GGML_ORACLE:-$(dirname "$MCB")/tests/ggml_oracle}
+EVALT="node $HERE/llama_eval_tokens.mjs"
+LLAMA_LIBS=$HERE/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+GGUF_TOL=1e-5
+AVX512=0 # the CPU runs llama.cpp's AVX-512 build (ggml_oracle's condition too)
+grep -qw avx512f /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo &&
+	grep -qw avx512vl /proc/cpuinfo && AVX512=1
+# f32_equal A.json B.json: every logit of A equals B's as a float32
+f32_equal() {
+	$PY -c '
+import json, sys
+import numpy as np
+a, b = (np.array(json.load(open(p))["logits"], dtype=np.float64).astype(np.float32)
+        for p in sys.argv[1:3])
+if a.shape != b.shape:
+    sys.exit("f32_equal: shapes %s and %s differ" % (a.shape, b.shape))
+n = int(np.count_nonzero(a.view(np.int32) != b.view(np.int32)))
+print("f32_equal: %d of %d float32 logits differ" % (n, a.size))
+sys.exit(1 if n else 0)' "$1" "$2"
+}
+# ggml_file NAME MODEL F32.gguf TYPE [--pure]: steps a-c above
+ggml_file() {
+	gn=$1
+	gg=$OUT/$gn.gguf
+	gref=$3
+	gp=${5:-}
+	step "ggml_export ${gp:+$gp }$4 ($gn)" "$GE" $gp "$2" "$gg" "$4" || return 1
+	tail -n 1 "$log" | sed 's/^/       /'
+	step "qcheck $gn: every tensor equals the numpy reference" $GC qcheck "$gg" "$gref" &&
+		tail -n 1 "$log" | sed 's/^/       /'
+	for feed in batch tokens; do
+		if [ $feed = batch ]; then
+			lj=$OUT/$gn.llama.json ej=$OUT/$gn.engine.json ev=$EVAL fl=
+		else
+			lj=$OUT/$gn.llama-tokens.json ej=$OUT/$gn.engine-tokens.json ev=$EVALT fl=--tokens
+		fi
+		step "llama.cpp evaluates $gn ($feed)" $ev "$gg" "$IDS64" "$lj" || continue
+		step "engine (ggml) evaluates $gn ($feed)" "$EL" "$gg" "$IDS64" "$ej" --mode ggml \
+			--threads 2 $fl || continue
+		if [ $AVX512 = 1 ]; then
+			step "engine (ggml) $gn logits within $GGUF_TOL of llama.cpp's ($feed)" \
+				$LG compare "$lj" "$ej" "$GGUF_TOL" 1e-9 &&
+				step "engine (ggml) $gn logits equal llama.cpp's as float32 ($feed)" \
+					f32_equal "$lj" "$ej" && sed 's/^/       /' "$log"
+		else
+			step "engine (ggml) $gn logits within the Q8_0 tolerance ($feed; no AVX-512)" \
+				$LG compare "$lj" "$ej" "$Q8_MAX_ABS" "$Q8_MAX_KL"
+		fi
+	done
+	return 0
+}
+if [ ! -x "$GE" ] || [ ! -x "$GO" ] || [ ! -x "$EL" ]; then
+	nfail=$((nfail + 1))
+	say "FAIL GGUF block types: $GE, $GO or $EL is not built" \
+		"(make $(dirname "$MCB")/tests/ggml_export $(dirname "$MCB")/tests/ggml_oracle" \
+		"$(dirname "$MCB")/tests/engine_logits)"
+else
+	if [ $AVX512 = 1 ]; then
+		step "ggml_oracle: mcbuild's kernels give llama.cpp's bits" "$GO" "$LLAMA_LIBS" &&
+			tail -n 1 "$log" | sed 's/^/       /' &&
+			expect_fail "ggml_oracle sees the AVX2 build's other float orders" \
+				"$GO" "$LLAMA_LIBS" haswell
+	else
+		say "skip ggml_oracle: the CPU has no AVX-512 (llama.cpp runs its AVX2 build)"
+	fi
+	SY32=$OUT/synth-f32.gguf
+	step "ggml_export synth:1 F32 (the synthetic model's F32 source)" "$GE" synth:1 "$SY32" F32
+	SY512=$OUT/synth512-f32.gguf
+	step "ggml_export synth:1:512 F32" "$GE" synth:1:512 "$SY512" F32
+	ggml_file stories-q4_0 "$MODEL" "$F32" Q4_0
+	ggml_file stories-q4_1 "$MODEL" "$F32" Q4_1
+	ggml_file stories-q6_k "$MODEL" "$F32" Q6_K
+	ggml_file synth-q4_k_m synth:1 "$SY32" Q4_K_M
+	ggml_file synth-q6_k synth:1 "$SY32" Q6_K
+	for t in Q4_0 Q4_1 Q4_K Q6_K; do
+		ggml_file "synth-pure-$t" synth:1 "$SY32" $t --pure
+	done
+	ggml_file synth512-pure-Q4_0 synth:1:512 "$SY512" Q4_0 --pure
+	ggml_file synth512-pure-Q4_K synth:1:512 "$SY512" Q4_K --pure
+	if [ -f "$OUT/synth-q4_k_m.gguf" ]; then
+		$PY -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+import gguf_check as g
+r = g.Reader(sys.argv[2])
+b = bytearray(r.buf)
+t = r.by_name["blk.1.attn_q.weight"]  # Q4_K
+i = r.data_offset + t["offset"] + 144 + 16 + 7  # block 1, a byte of codes
+b[i] ^= 0x11
+open(sys.argv[3], "wb").write(b)
+' "$HERE" "$OUT/synth-q4_k_m.gguf" "$OUT/bad-q4k.gguf" || die "cannot write a corrupted copy"
+		expect_fail "qcheck rejects a copy with one Q4_K byte changed" \
+			$GC qcheck "$OUT/bad-q4k.gguf" "$SY32"
+	fi
+fi
+# ---------------------------------------------------------------------------
+
+# ---- 8. GPTQ and AWQ checkpoints -------------------------------------------
+# The packed checkpoints of the export step, read by an independent numpy
+# reader (tests/compat/export_check.sh, pack_check.py): codes, zeros,
+# g_idx and dequantized weights equal mcbuild's.
+step "GPTQ/AWQ packings read back by pack_check.py (export_check.sh)" \
+	sh "$HERE/export_check.sh" "$(dirname "$MCB")/tests/test_export" &&
+	tail -n 1 "$log" | sed 's/^/       /'
 # ---------------------------------------------------------------------------
 
 finish

@@ -1,6 +1,7 @@
 /* harness: see harness.h. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,4 +129,60 @@ void mcbt_write(const char *path, const void *p, size_t n)
 		fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
 		exit(2);
 	}
+}
+
+void mcbt_write_llama2c(const char *path, int dim, int hidden, int layers, int heads, int kv,
+			int vocab, int seq)
+{
+	int32_t hdr[7] = {dim, hidden, layers, heads, kv, vocab, seq};
+	int kv_dim = dim * kv / heads, head = dim / heads;
+	size_t n = (size_t)vocab * dim + (size_t)layers * dim + (size_t)layers * dim * dim +
+		   2 * (size_t)layers * kv_dim * dim + (size_t)layers * dim * dim +
+		   (size_t)layers * dim + 3 * (size_t)layers * hidden * dim + dim +
+		   (size_t)seq * head;
+	float *w = malloc(n * sizeof(float));
+	uint32_t x = 12345;
+	FILE *f;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		w[i] = ((float)(x % 20001) - 10000.0f) / 40000.0f;
+	}
+	f = fopen(path, "wb");
+	if (!f) {
+		perror(path);
+		exit(2);
+	}
+	fwrite(hdr, sizeof(hdr), 1, f);
+	fwrite(w, sizeof(float), n, f);
+	fclose(f);
+	free(w);
+}
+
+const char *mcbt_python(const char *ref)
+{
+	static int done;
+	static const char *found;
+	const char *cand[] = {"python3", "/usr/bin/python3"}, *env = getenv("MCB_PYTHON");
+	char cmd[4200];
+	size_t i, ncand = 2;
+
+	if (!done) {
+		done = 1;
+		if (env && *env) {
+			cand[0] = env;
+			ncand = 1;
+		}
+		for (i = 0; i < ncand && !found; i++) {
+			snprintf(cmd, sizeof(cmd), "%s -c 'import numpy' >/dev/null 2>&1", cand[i]);
+			if (system(cmd) == 0)
+				found = cand[i];
+		}
+	}
+	if (!found)
+		mcbt_skip("NO PYTHON3 WITH NUMPY (tried %s): NOT cross-checked against %s; "
+			  "install python3-numpy (make deps)",
+			  env && *env ? "$MCB_PYTHON" : "python3, /usr/bin/python3", ref);
+	return found;
 }

@@ -26,12 +26,19 @@ void mcbt_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Absolute path of rel inside ../shared (MCB_SHARED), or NULL after a
  * mcbt_skip naming the missing file. */
 const char *mcbt_shared(const char *rel);
+/* A python3 that imports numpy ($MCB_PYTHON alone when set), or NULL after
+ * mcbt_skip saying that the test was NOT cross-checked against ref (the
+ * reference script's path). */
+const char *mcbt_python(const char *ref);
 /* A fresh empty directory for the running test (under build/tests/tmp). */
 const char *mcbt_tmpdir(void);
 /* Path of rel inside tests/data (MCB_TESTDATA). */
 const char *mcbt_data(const char *rel);
 /* Write n bytes to path (test fixture helper); aborts the test binary on failure. */
 void mcbt_write(const char *path, const void *p, size_t n);
+/* A llama2.c checkpoint with small deterministic random weights (|w| <= 0.25). */
+void mcbt_write_llama2c(const char *path, int dim, int hidden, int layers, int heads, int kv,
+			int vocab, int seq);
 
 #define RUN(fn) mcbt_run(#fn, fn)
 #define CHECK(cond)                                                      \

@@ -216,12 +216,17 @@ static void test_check_config(void)
 	BAD(dim, 65537, "dim 65537");
 	BAD(hidden_dim, -1, "hidden_dim -1");
 	BAD(n_layers, 1025, "n_layers 1025");
-	BAD(n_heads, 3, "n_heads 3 does not divide dim 8");
+	c = ok;
+	c.n_heads = 3;
+	c.head_dim = 8 / 3; /* as a reader derives it */
+	CHECK_ERR(mcb_model_check_config(&c, "'x'", &e), &e, MCB_EFORMAT,
+		  "n_heads 3 does not divide dim 8");
 	BAD(n_heads, 16, "n_heads 16 is out of range 1..8");
 	BAD(n_kv_heads, 3, "n_kv_heads 3 is out of range 1..2");
 	BAD(vocab_size, (1 << 22) + 1, "vocab_size 4194305");
 	BAD(seq_len, 0, "seq_len 0");
-	BAD(head_dim, 2, "head_dim 2 must be dim / n_heads = 4");
+	BAD(head_dim, 3, "head_dim 3 must be even");
+	BAD(head_dim, 10, "at most dim 8");
 	BAD(norm_eps, 0.0, "norm_eps");
 	BAD(norm_eps, -1e-5, "norm_eps");
 	BAD(rope_theta, 0.0 / 0.0, "rope_theta");
@@ -229,7 +234,12 @@ static void test_check_config(void)
 	c = ok;
 	c.n_heads = 8;
 	c.head_dim = 1;
-	CHECK_ERR(mcb_model_check_config(&c, "'x'", &e), &e, MCB_EFORMAT, "and even");
+	CHECK_ERR(mcb_model_check_config(&c, "'x'", &e), &e, MCB_EFORMAT, "must be even");
+	/* pruned heads: fewer heads of the same size than dim / head_dim */
+	c = ok;
+	c.n_heads = 1;
+	c.n_kv_heads = 1;
+	CHECK_OK(mcb_model_check_config(&c, "'x'", &e), &e);
 	c = ok;
 	c.n_heads = 1;
 	c.head_dim = 8;
@@ -269,13 +279,23 @@ static void test_check_llama(void)
 	CHECK_ERR(mcb_model_check_llama(&m, "'m'", &e), &e, MCB_EFORMAT, "has dtype F64, expected F32, F16 or BF16");
 	mcb_model_remove(&m, "blk.1.ffn_down.weight");
 	CHECK_OK(mcb_model_new_tensor(&m, "blk.1.ffn_down.weight", MCB_DT_I8, 2, shape, &t, &e), &e);
-	CHECK_ERR(mcb_model_check_llama(&m, "'m'", &e), &e, MCB_EFORMAT, "has dtype I8 but no quantization record");
+	CHECK_ERR(mcb_model_check_llama(&m, "'m'", &e), &e, MCB_EFORMAT, "has dtype I8, expected F32, F16 or BF16");
 	json_object_set_new(m.meta, "quant", json_pack("{s:{s:s}}", "blk.1.ffn_down.weight", "scheme", "rtn"));
 	CHECK_OK(mcb_model_check_llama(&m, "'m'", &e), &e);
+	/* a ggml record: U8 [rows, row bytes] */
+	json_object_set_new(json_object_get(m.meta, "quant"), "blk.1.ffn_down.weight",
+			    json_pack("{s:s, s:s}", "format", "ggml", "ggml_type", "Q4_0"));
+	CHECK_ERR(mcb_model_check_llama(&m, "'m'", &e), &e, MCB_EFORMAT, "cannot hold rows of 12");
 	mcb_model_remove(&m, "blk.0.attn_norm.weight");
 	CHECK_ERR(mcb_model_check_llama(&m, "'m'", &e), &e, MCB_EFORMAT, "missing tensor 'blk.0.attn_norm.weight'");
 	m.cfg.n_heads = 3;
+	m.cfg.head_dim = 8 / 3;
 	CHECK_ERR(mcb_model_check_llama(&m, "'m'", &e), &e, MCB_EFORMAT, "n_heads 3 does not divide dim 8");
+	m.cfg.head_dim = 4;
+	/* one head of two pruned: q expected [4, 8] */
+	m.cfg.n_heads = 1;
+	m.cfg.n_kv_heads = 1;
+	CHECK_ERR(mcb_model_check_llama(&m, "'m'", &e), &e, MCB_EFORMAT, "missing tensor 'blk.0.attn_norm.weight'");
 	mcb_model_release(&m);
 }
 

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -25,20 +26,56 @@ struct fixture {
 	struct mcb_plan p;
 };
 
-static int load(struct fixture *f, const char *const *requests, size_t n)
+/* The fixture workspace copied into a fresh directory with its models: the
+ * planner reads a model's config (layers) from the file.  m has 2 layers,
+ * hf 3 (tied embeddings). */
+static const char *fixture_root(const char *yaml)
 {
-	char root[4096];
-	struct mcb_errctx e;
+	static char root[4096];
+	const char *dir = mcbt_tmpdir();
+	char path[4200];
+	FILE *in, *out;
+	int c;
+
+	snprintf(root, sizeof(root), "%s", dir);
+	snprintf(path, sizeof(path), "%s/mcbuild.yaml", root);
+	in = fopen(yaml ? yaml : mcbt_data("plan/mcbuild.yaml"), "r");
+	out = fopen(path, "w");
+	if (!in || !out) {
+		mcbt_fail(__FILE__, __LINE__, "cannot copy the fixture to %s", path);
+		exit(2);
+	}
+	while ((c = fgetc(in)) != EOF)
+		fputc(c, out);
+	fclose(in);
+	fclose(out);
+	snprintf(path, sizeof(path), "%s/m.bin", root);
+	mcbt_write_llama2c(path, 64, 96, 2, 4, 2, 300, 32);
+	snprintf(path, sizeof(path), "%s/hf", root);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/hf/config.json", root);
+	{
+		static const char cfg[] =
+			"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, "
+			"\"intermediate_size\": 128, \"num_hidden_layers\": 3, "
+			"\"num_attention_heads\": 4, \"num_key_value_heads\": 4, "
+			"\"vocab_size\": 300, \"max_position_embeddings\": 64, "
+			"\"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": true}";
+
+		mcbt_write(path, cfg, sizeof(cfg) - 1);
+	}
+	return root;
+}
+
+static int load_yaml(struct fixture *f, const char *yaml, const char *const *requests, size_t n)
+{
+	const char *root = fixture_root(yaml);
 	size_t i;
 	int rc = 0;
 
 	memset(f, 0, sizeof(*f));
 	mcb_diags_init(&f->d);
 	mcb_arena_init(&f->a);
-	if (!realpath(mcbt_data("plan"), root)) {
-		mcbt_fail(__FILE__, __LINE__, "fixture %s missing", mcbt_data("plan"));
-		return -1;
-	}
 	rc = mcb_workspace_load(&f->ws, root, "", &f->d);
 	for (i = 0; !rc && i < n; i++)
 		rc = mcb_workspace_resolve(&f->ws, requests[i], &f->t, &f->nt, &f->d);
@@ -47,8 +84,17 @@ static int load(struct fixture *f, const char *const *requests, size_t n)
 		mcbt_fail(__FILE__, __LINE__, "fixture does not load");
 		return -1;
 	}
-	CHECK_OK(mcb_plan_build(&f->p, &f->a, f->t, f->nt, &e), &e);
+	if (mcb_plan_build(&f->p, &f->a, f->t, f->nt, &f->d)) {
+		mcb_diags_print(&f->d, stderr);
+		mcbt_fail(__FILE__, __LINE__, "the fixture does not plan");
+		return -1;
+	}
 	return 0;
+}
+
+static int load(struct fixture *f, const char *const *requests, size_t n)
+{
+	return load_yaml(f, NULL, requests, n);
 }
 
 static void release(struct fixture *f)
@@ -77,9 +123,12 @@ static void test_sharing(void)
 
 	if (load(&f, req, 2))
 		return;
-	CHECK_EQ(f.p.nsteps, 8);
+	/* import, quantize blk.0, blk.1, globals, assemble, export, measure,
+	 * 2 reports, 2 bundles */
+	CHECK_EQ(f.p.nsteps, 11);
 	CHECK_EQ(count_kind(&f.p, "import"), 1);
-	CHECK_EQ(count_kind(&f.p, "quantize"), 1);
+	CHECK_EQ(count_kind(&f.p, "quantize"), 3);
+	CHECK_EQ(count_kind(&f.p, "assemble"), 1);
 	CHECK_EQ(count_kind(&f.p, "export"), 1);
 	CHECK_EQ(count_kind(&f.p, "measure"), 1);
 	CHECK_EQ(count_kind(&f.p, "report"), 2);
@@ -88,10 +137,11 @@ static void test_sharing(void)
 	CHECK(f.p.targets[0].bundle != f.p.targets[1].bundle);
 	CHECK(f.p.targets[0].report != f.p.targets[1].report);
 	/* the manifest lists every step the bundle depends on */
-	CHECK_EQ(f.p.targets[0].bundle->nchain, 5);
+	CHECK_EQ(f.p.targets[0].bundle->nchain, 8);
 	CHECK_STR(f.p.targets[0].bundle->chain[0]->kind->name, "import");
-	CHECK_STR(f.p.targets[0].bundle->chain[4]->kind->name, "report");
-	CHECK_EQ(f.p.steps[0]->nusers, 1);
+	CHECK_STR(f.p.targets[0].bundle->chain[7]->kind->name, "report");
+	/* the import feeds the three quantize steps and the assembly */
+	CHECK_EQ(f.p.steps[0]->nusers, 4);
 	release(&f);
 }
 
@@ -109,14 +159,15 @@ static void test_formats_and_aliases(void)
 	CHECK_EQ(count_kind(&f.p, "import"), 2);
 	for (i = 0; i < f.p.nsteps; i++) {
 		const struct mcb_plan_step *s = f.p.steps[i];
-		const char *g;
+		const json_t *g;
 
-		if (strcmp(s->kind->name, "quantize"))
+		if (strcmp(s->kind->name, "quantize") || mcb_param_int(s->params, "layer", -1) != 0)
 			continue;
-		g = mcb_param_str(s->params, "granularity", "");
-		channel += !strcmp(g, "channel");
-		group += !strcmp(g, "group");
-		CHECK(strcmp(g, "auto") != 0);
+		g = json_object_get(json_object_get(s->params, "tensors"), "blk.0.attn_q.weight");
+		channel += mcb_param_int(g, "group_size", -1) == 0;
+		group += mcb_param_int(g, "group_size", -1) == 32;
+		CHECK_STR(mcb_param_str(g, "ggml_type", ""),
+			  mcb_param_int(g, "group_size", -1) ? "q8_0" : "none");
 	}
 	/* m: group (gguf), channel (safetensors, shared by int8/int8-again/int8c);
 	 * hf: channel */
@@ -215,6 +266,7 @@ static void test_dot(void)
 	fclose(mem);
 	CHECK(strstr(text, "digraph mcbuild {") == text);
 	CHECK(strstr(text, "s0 -> s1;") != NULL);
+	CHECK(strstr(text, "quantize rtn q8_0 m blk.1") != NULL);
 	CHECK(strstr(text, "\"targets/cpu-avx2-int8\" [shape=folder];") != NULL);
 	free(text);
 	release(&f);
@@ -249,6 +301,13 @@ static void test_explain_why(void)
 	    ignore,
 	    "parameter r.s[0].q.x: 1 -> 2; parameter t changed; new input new");
 	why("not json", a, NULL, "the recorded action is unreadable");
+	/* the same change to several members reads once; member names keep dots */
+	why("{\"inputs\":{},\"kind\":\"q\",\"params\":{\"tensors\":{\"blk.1.a.weight\":{\"g\":0},"
+	    "\"blk.1.b.weight\":{\"g\":0},\"blk.1.c.weight\":{\"g\":0,\"h\":1}}},\"version\":1}",
+	    "{\"inputs\":{},\"kind\":\"q\",\"params\":{\"tensors\":{\"blk.1.a.weight\":{\"g\":128},"
+	    "\"blk.1.b.weight\":{\"g\":128},\"blk.1.c.weight\":{\"g\":128,\"h\":2}}},\"version\":1}",
+	    NULL,
+	    "parameter tensors.*.g: 0 -> 128 (3 entries); parameter tensors.blk.1.c.weight.h: 1 -> 2");
 }
 
 /* The log keeps the last encoding per label across open/save/open, and a

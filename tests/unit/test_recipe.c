@@ -284,8 +284,11 @@ static void test_split_cpu(void)
 		CHECK(ts[0]->rule == &ws.rules[0]);
 		s = canon(json_object_get(ts[0]->resolved, "stack"));
 		CHECK_STR(s,
-			  "[{\"quantize\":{\"bits\":8,\"granularity\":\"auto\",\"group_size\":32,"
-			  "\"method\":\"rtn\",\"symmetric\":true}}]");
+			  "[{\"quantize\":{\"act_order\":false,\"alpha\":0.5,\"bits\":8,"
+			  "\"blocksize\":128,\"clip\":true,\"damp\":0.01,\"duo_scaling\":true,"
+			  "\"ggml_type\":\"auto\",\"granularity\":\"auto\",\"group_size\":0,"
+			  "\"method\":\"rtn\",\"n_grid\":20,\"overrides\":{},"
+			  "\"static_groups\":false,\"symmetric\":\"auto\"}}]");
 		free(s);
 	}
 	/* The same request again yields the same target, once. */
@@ -323,7 +326,8 @@ static void test_alias_a100(void)
 		CHECK_STR(t->model->format, "auto");
 		/* Compared as JSON values, not text: the encoding of reals is json.c's business. */
 		want_hw = json_loads("{\"bandwidth_gbs\": 2039.0, \"description\": \"NVIDIA A100 80GB "
-				     "SXM4 (Ampere)\", \"formats\": [\"safetensors\"], \"kind\": \"gpu\", "
+				     "SXM4 (Ampere)\", \"formats\": [\"safetensors\", \"gptq\", \"awq\"], "
+				     "\"kind\": \"gpu\", "
 				     "\"memory_gb\": 80.0, \"name\": \"a100-80g\", \"peak_tflops\": "
 				     "{\"bf16\": 312.0, \"fp16\": 312.0, \"fp32\": 19.5, \"int4\": 1248.0, "
 				     "\"int8\": 624.0, \"tf32\": 156.0}, \"supports\": [\"fp32\", "
@@ -331,12 +335,16 @@ static void test_alias_a100(void)
 				     "\"vendor\": \"nvidia\"}", 0, NULL);
 		CHECK(want_hw != NULL);
 		CHECK(json_equal(t->hw->json, want_hw));
-		want = json_pack("{s:s, s:O, s:{s:s, s:s, s:s}, s:[{s:{s:i, s:s, s:i, s:s, s:b}}], "
+		want = json_pack("{s:s, s:O, s:{s:s, s:s, s:s}, s:[{s:o}], "
 				 "s:{s:i, s:i, s:i, s:i, s:i}}",
 				 "export", "safetensors", "hardware", want_hw, "model", "format", "auto",
 				 "name", "stories", "path", "models/stories260K.bin", "stack", "quantize",
-				 "bits", 8, "granularity", "auto", "group_size", 32, "method", "rtn",
-				 "symmetric", 1,
+				 json_loads("{\"act_order\":false,\"alpha\":0.5,\"bits\":8,"
+					    "\"blocksize\":128,\"clip\":true,\"damp\":0.01,"
+					    "\"duo_scaling\":true,\"ggml_type\":\"auto\","
+					    "\"granularity\":\"auto\",\"group_size\":0,\"method\":\"rtn\","
+					    "\"n_grid\":20,\"overrides\":{},\"static_groups\":false,"
+					    "\"symmetric\":\"auto\"}", 0, NULL),
 				 "performance", "batch", 1, "context", 0, "decode_tokens", 32,
 				 "prompt_tokens", 64, "repeats", 5);
 		CHECK(want != NULL);

@@ -194,7 +194,7 @@ static void test_techniques(void)
 	size_t n, i, k;
 
 	names = mcb_technique_names(&n);
-	CHECK_EQ(n, 1);
+	CHECK_EQ(n, 3);
 	mcb_diags_init(&d);
 	for (i = 0; i < n; i++) {
 		t = mcb_technique_find(names[i]);
@@ -202,6 +202,9 @@ static void test_techniques(void)
 		CHECK_EQ(mcb_schema_check(t->params, t->nparams, NULL, t->name, &p, &d), 0);
 		for (k = 0; k < t->nparams; k++)
 			CHECK(t->params[k].doc && t->params[k].doc[0]);
+		for (k = 0; k < t->noparams; k++)
+			CHECK(t->oparams[k].doc && t->oparams[k].doc[0]);
+		CHECK(t->validate(p) == NULL);
 		json_decref(p);
 	}
 	CHECK_EQ(d.nerr, 0);
@@ -210,29 +213,99 @@ static void test_techniques(void)
 	CHECK_EQ(mcb_schema_check(t->params, t->nparams, NULL, "quantize", &p, &d), 0);
 	mcb_json_canonical(p, &b);
 	CHECK_STR(b.data,
-		  "{\"bits\":8,\"granularity\":\"auto\",\"group_size\":32,\"method\":\"rtn\","
-		  "\"symmetric\":true}");
+		  "{\"act_order\":false,\"alpha\":0.5,\"bits\":8,\"blocksize\":128,\"clip\":true,"
+		  "\"damp\":0.01,\"duo_scaling\":true,\"ggml_type\":\"auto\",\"granularity\":"
+		  "\"auto\",\"group_size\":0,\"method\":\"rtn\",\"n_grid\":20,"
+		  "\"static_groups\":false,\"symmetric\":\"auto\"}");
 	CHECK_STR(t->capability(p), "int8");
+	CHECK(!t->needs_calibration(p));
 	CHECK(t->check_format(p, "gguf") == NULL);
 	CHECK(t->check_format(p, "safetensors") == NULL);
+	CHECK(t->check_format(p, "gptq") == NULL);
+	CHECK_STR(t->check_format(p, "awq"),
+		  "awq checkpoints hold 4-bit weights with zero points in groups");
+	/* auto resolves per format: Q8_0 groups of 32 for gguf, channels else */
+	{
+		json_t *r = mcb_quantize_resolve(p, "gguf");
+
+		CHECK_EQ(json_integer_value(json_object_get(r, "group_size")), 32);
+		CHECK_STR(json_string_value(json_object_get(r, "ggml_type")), "q8_0");
+		json_decref(r);
+		r = mcb_quantize_resolve(p, "safetensors");
+		CHECK_EQ(json_integer_value(json_object_get(r, "group_size")), 0);
+		CHECK_STR(json_string_value(json_object_get(r, "ggml_type")), "none");
+		CHECK(json_is_true(json_object_get(r, "symmetric")));
+		json_decref(r);
+	}
 	json_object_set_new(p, "granularity", json_string("channel"));
 	CHECK_STR(t->check_format(p, "gguf"),
-		  "gguf stores 8-bit weights only as Q8_0 blocks of 32; "
+		  "gguf stores 8-bit weights only as Q8_0 blocks of 32 (symmetric); "
 		  "use granularity: group or auto");
 	CHECK(t->check_format(p, "safetensors") == NULL);
 	json_object_set_new(p, "granularity", json_string("group"));
 	CHECK(t->check_format(p, "gguf") == NULL);
 	CHECK(t->check_format(p, "safetensors") == NULL);
-	json_object_set_new(p, "symmetric", json_false());
+	json_object_set_new(p, "symmetric", json_string("false"));
 	CHECK_STR(t->check_format(p, "safetensors"),
-		  "asymmetric int8 is not supported by rtn in this version");
+		  "the safetensors export holds symmetric 8-bit weights");
+	/* 4-bit gptq: int4 capability, calibration, gptq/awq checkpoints */
+	json_object_set_new(p, "method", json_string("gptq"));
+	json_object_set_new(p, "bits", json_integer(4));
+	json_object_set_new(p, "granularity", json_string("auto"));
+	CHECK_STR(t->capability(p), "int4");
+	CHECK(t->needs_calibration(p));
+	CHECK(t->check_format(p, "gptq") == NULL);
+	CHECK(t->check_format(p, "awq") == NULL);
+	CHECK(t->check_format(p, "safetensors") != NULL);
+	CHECK(t->check_format(p, "gguf") == NULL); /* auto: groups of 32, Q4_0 */
+	json_object_set_new(p, "group_size", json_integer(128));
+	CHECK(t->check_format(p, "gguf") != NULL); /* no ggml type has groups of 128 */
+	json_object_set_new(p, "group_size", json_integer(32));
+	CHECK(t->check_format(p, "gguf") == NULL);
+	json_object_set_new(p, "ggml_type", json_string("q4_k"));
+	CHECK_STR(t->validate(p), "ggml_type names one of ggml's own round-to-nearest quantizers: "
+				  "it needs method rtn");
+	json_object_set_new(p, "method", json_string("awq"));
+	json_object_set_new(p, "ggml_type", json_string("auto"));
+	json_object_set_new(p, "symmetric", json_string("true"));
+	CHECK_STR(t->validate(p), "awq quantizes with zero points: symmetric cannot be true");
+	json_object_set_new(p, "method", json_string("fp8"));
+	CHECK_STR(t->validate(p), "fp8 and smoothquant quantize to 8 bits");
+	json_object_set_new(p, "bits", json_integer(8));
+	CHECK_STR(t->capability(p), "fp8");
+	json_decref(p);
+	/* prune: 2:4 needs sparse tensor cores; magnitude needs no statistics */
+	t = mcb_technique_find("prune");
+	CHECK_EQ(mcb_schema_check(t->params, t->nparams, NULL, "prune", &p, &d), 0);
+	CHECK(t->capability(p) == NULL);
+	CHECK(t->needs_calibration(p));
+	json_object_set_new(p, "pattern", json_string("2:4"));
+	CHECK_STR(t->capability(p), "sparse24");
+	json_object_set_new(p, "pattern", json_string("4:2"));
+	CHECK(t->validate(p) != NULL);
+	json_object_set_new(p, "pattern", json_string("2:4"));
+	json_object_set_new(p, "method", json_string("heads"));
+	CHECK_STR(t->validate(p), "structured pruning (heads, channels) takes no n:m pattern");
+	json_object_set_new(p, "method", json_string("magnitude"));
+	CHECK(!t->needs_calibration(p));
+	json_decref(p);
+	/* lowrank: a rank or an energy fraction */
+	t = mcb_technique_find("lowrank");
+	CHECK_EQ(mcb_schema_check(t->params, t->nparams, NULL, "lowrank", &p, &d), 0);
+	CHECK(t->validate(p) == NULL); /* energy 0.9 */
+	json_object_set_new(p, "energy", json_real(0));
+	CHECK_STR(t->validate(p), "give a rank, or an energy fraction above 0");
+	json_object_set_new(p, "rank", json_integer(8));
+	CHECK(t->validate(p) == NULL);
 	json_decref(p);
 	for (i = 0; mcb_capabilities[i]; i++)
 		;
 	CHECK_EQ(i, 7);
 	CHECK_STR(mcb_export_formats[0], "gguf");
 	CHECK_STR(mcb_export_formats[1], "safetensors");
-	CHECK(mcb_export_formats[2] == NULL);
+	CHECK_STR(mcb_export_formats[2], "gptq");
+	CHECK_STR(mcb_export_formats[3], "awq");
+	CHECK(mcb_export_formats[4] == NULL);
 	mcb_buf_release(&b);
 	mcb_diags_release(&d);
 }

@@ -445,25 +445,6 @@ static void test_bootstrap_coverage(void)
 	CHECK(reject_null >= 2 && reject_null <= 24);
 }
 
-/* A python3 that imports numpy ($MCB_PYTHON alone when set), or NULL. */
-static const char *find_python(void)
-{
-	const char *cand[] = {"python3", "/usr/bin/python3"}, *env = getenv("MCB_PYTHON");
-	char cmd[4200];
-	size_t i, ncand = sizeof(cand) / sizeof(cand[0]);
-
-	if (env && *env) {
-		cand[0] = env;
-		ncand = 1;
-	}
-	for (i = 0; i < ncand; i++) {
-		snprintf(cmd, sizeof(cmd), "%s -c 'import numpy' >/dev/null 2>&1", cand[i]);
-		if (system(cmd) == 0)
-			return cand[i];
-	}
-	return NULL;
-}
-
 /* Run stats_ref.py on the items; 0 and the result, or -1 after a failure message. */
 static int run_ref(const char *py, const char *kind, const double *c0, const double *c1,
 		   const double *c2, size_t n, int reps, double conf, uint64_t seed,
@@ -524,19 +505,12 @@ static void test_bootstrap_python(void)
 	double num[N], den[N], na[N], nb[N];
 	struct mcb_errctx e;
 	struct mcb_ci got, ref;
-	const char *py = find_python();
+	const char *py = mcbt_python("tests/compat/stats_ref.py");
 	int skipped;
 	size_t i;
 
-	if (!py) {
-		mcbt_skip("NO PYTHON3 WITH NUMPY (tried %s): the bootstrap was NOT "
-			  "cross-checked against tests/compat/stats_ref.py; install python3-numpy "
-			  "(make deps)",
-			  getenv("MCB_PYTHON") && *getenv("MCB_PYTHON")
-				  ? "$MCB_PYTHON"
-				  : "python3, /usr/bin/python3");
+	if (!py)
 		return;
-	}
 	/* ratios around 0.8: the CI stays far from 0, so relative tolerances are meaningful */
 	for (i = 0; i < N; i++) {
 		den[i] = (double)(1 + (i * 7) % 13);

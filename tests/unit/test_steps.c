@@ -26,34 +26,6 @@
 #include "mcb/safetensors.h"
 #include "mcb/step.h"
 
-/* A llama2.c checkpoint with small random weights; hidden is not a multiple
- * of 32 so that ffn_down falls back to F16. */
-static void write_llama2c(const char *path, int dim, int hidden, int layers, int heads, int kv,
-			  int vocab, int seq)
-{
-	int32_t hdr[7] = {dim, hidden, layers, heads, kv, vocab, seq};
-	int kv_dim = dim * kv / heads, head = dim / heads;
-	size_t n = (size_t)vocab * dim + (size_t)layers * dim + (size_t)layers * dim * dim +
-		   2 * (size_t)layers * kv_dim * dim + (size_t)layers * dim * dim +
-		   (size_t)layers * dim + 3 * (size_t)layers * hidden * dim + dim +
-		   (size_t)seq * head;
-	float *w = malloc(n * sizeof(float));
-	uint32_t x = 12345;
-	FILE *f;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-		w[i] = ((float)(x % 20001) - 10000.0f) / 40000.0f;
-	}
-	f = fopen(path, "wb");
-	CHECK(f != NULL);
-	fwrite(hdr, sizeof(hdr), 1, f);
-	fwrite(w, sizeof(float), n, f);
-	fclose(f);
-	free(w);
-}
-
 struct run {
 	struct mcb_arena a;
 	struct mcb_buf log;
@@ -107,6 +79,77 @@ static char *path_in(struct run *r, const char *a, const char *b)
 	return mcb_path_join(&r->a, mcb_path_join(&r->a, r->dir, a), b);
 }
 
+/*
+ * Quantize every group of the model at model_path (one quantize step per
+ * layer and one for the globals, as compiler/plan.c plans them) with the
+ * per-tensor parameters tp (JSON text) and method, then assemble into
+ * out/model.safetensors.  gguf: the globals are token_embd and output (as
+ * for a gguf target), else output only.  Returns the first failure.
+ */
+static int quantize_model(struct run *r, const char *model_path, const char *method,
+			  const char *tp, int gguf, const char *out)
+{
+	static const char *const lw[] = {"attn_q", "attn_k", "attn_v", "attn_output",
+					 "ffn_gate", "ffn_up", "ffn_down"};
+	struct mcb_model m;
+	struct mcb_errctx e;
+	json_t *tpj = json_loads(tp, 0, NULL);
+	int64_t l, nl;
+	size_t k;
+	int rc = 0, tied;
+	char **parts;
+
+	mcb_model_init(&m);
+	CHECK_OK(mcb_model_load_ir(model_path, &m, &e), &e);
+	nl = m.cfg.n_layers;
+	tied = m.cfg.tied_embeddings;
+	mcb_model_release(&m);
+	parts = calloc((size_t)nl + 1, sizeof(*parts));
+	for (l = -1; l < nl && !rc; l++) {
+		json_t *g = json_pack("{s:s, s:I, s:{}}", "method", method, "layer", (json_int_t)l,
+				      "tensors");
+		json_t *ts = json_object_get(g, "tensors");
+		char *text, *dir;
+
+		if (l >= 0) {
+			for (k = 0; k < 7; k++)
+				json_object_set(ts, mcb_arena_printf(&r->a, "blk.%lld.%s.weight",
+								     (long long)l, lw[k]),
+						tpj);
+		} else {
+			if (gguf)
+				json_object_set(ts, "token_embd.weight", tpj);
+			if (!tied)
+				json_object_set(ts, "output.weight", tpj);
+		}
+		dir = mcb_arena_printf(&r->a, "%s.part%lld", out, (long long)l + 1);
+		text = json_dumps(g, JSON_COMPACT);
+		k = json_object_size(ts);
+		json_decref(g);
+		if (!k) {
+			free(text);
+			continue;
+		}
+		add_input(r, "model", model_path);
+		rc = run_step(r, &mcb_step_quantize, text, dir);
+		free(text);
+		parts[l + 1] = path_in(r, dir, "part.safetensors");
+	}
+	if (!rc) {
+		add_input(r, "model", model_path);
+		for (l = -1; l < nl; l++)
+			if (parts[l + 1])
+				add_input(r, l < 0 ? "part.globals"
+						   : mcb_arena_printf(&r->a, "part.blk.%lld", (long long)l),
+					  parts[l + 1]);
+		rc = run_step(r, &mcb_step_assemble, "{}", out);
+	}
+	r->nin = 0;
+	free(parts);
+	json_decref(tpj);
+	return rc;
+}
+
 /* The full pipeline on the llama2.c file at src: checks the GGUF Q8_0
  * export element by element against the reference quantizer. */
 static void pipeline(const char *src)
@@ -122,10 +165,9 @@ static void pipeline(const char *src)
 	r.dir = mcbt_tmpdir();
 	add_input(&r, "source", src);
 	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "import"), &r.e);
-	add_input(&r, "model", path_in(&r, "import", "model.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_quantize,
-			  "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"group\","
-			  "\"group_size\":32,\"symmetric\":true}", "q8"), &r.e);
+	CHECK_OK(quantize_model(&r, path_in(&r, "import", "model.safetensors"), "rtn",
+				"{\"bits\":8,\"group_size\":32,\"symmetric\":true,\"ggml_type\":\"q8_0\"}", 1, "q8"),
+		 &r.e);
 	CHECK(strstr(mcb_buf_str(&r.log), "ffn_down.weight") != NULL);
 	CHECK(strstr(mcb_buf_str(&r.log), "kept as F16") != NULL);
 	add_input(&r, "model", path_in(&r, "q8", "model.safetensors"));
@@ -203,10 +245,9 @@ static void pipeline(const char *src)
 
 	/* per-channel int8 -> HF safetensors: dequantized weights within half a
 	 * step of the source, Q/K rows in rotate-half order */
-	add_input(&r, "model", path_in(&r, "import", "model.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_quantize,
-			  "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"channel\","
-			  "\"group_size\":0,\"symmetric\":true}", "q8c"), &r.e);
+	CHECK_OK(quantize_model(&r, path_in(&r, "import", "model.safetensors"), "rtn",
+				"{\"bits\":8,\"group_size\":0,\"symmetric\":true,\"ggml_type\":\"none\"}", 0, "q8c"),
+		 &r.e);
 	add_input(&r, "model", path_in(&r, "q8c", "model.safetensors"));
 	CHECK_OK(run_step(&r, &mcb_step_export, "{\"format\": \"safetensors\"}", "st"), &r.e);
 	{
@@ -293,17 +334,14 @@ static void test_quantize_refusals(void)
 	mcb_arena_init(&r.a);
 	r.dir = mcbt_tmpdir();
 	snprintf(path, sizeof(path), "%s/m.bin", r.dir);
-	write_llama2c(path, 64, 96, 1, 4, 2, 300, 16);
+	mcbt_write_llama2c(path, 64, 96, 1, 4, 2, 300, 16);
 	add_input(&r, "source", path);
 	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "import"), &r.e);
-	add_input(&r, "model", path_in(&r, "import", "model.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_quantize,
-			  "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"channel\","
-			  "\"group_size\":0,\"symmetric\":true}", "q"), &r.e);
-	add_input(&r, "model", path_in(&r, "q", "model.safetensors"));
-	CHECK(run_step(&r, &mcb_step_quantize,
-		       "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"channel\","
-		       "\"group_size\":0,\"symmetric\":true}", "qq") == MCB_EUNSUP);
+	CHECK_OK(quantize_model(&r, path_in(&r, "import", "model.safetensors"), "rtn",
+				"{\"bits\":8,\"group_size\":0,\"symmetric\":true,\"ggml_type\":\"none\"}", 0, "q"),
+		 &r.e);
+	CHECK(quantize_model(&r, path_in(&r, "q", "model.safetensors"), "rtn",
+			     "{\"bits\":8,\"group_size\":0,\"symmetric\":true,\"ggml_type\":\"none\"}", 0, "qq") == MCB_EUNSUP);
 	CHECK(strstr(r.e.msg, "already quantized") != NULL);
 
 	/* blk.0.attn_q.weight[0][0] (after token_embd and rms_att) := 1e9 */
@@ -318,10 +356,8 @@ static void test_quantize_refusals(void)
 	}
 	add_input(&r, "source", path);
 	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "import2"), &r.e);
-	add_input(&r, "model", path_in(&r, "import2", "model.safetensors"));
-	CHECK(run_step(&r, &mcb_step_quantize,
-		       "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"group\","
-		       "\"group_size\":32,\"symmetric\":true}", "q8") == MCB_ERANGE);
+	CHECK(quantize_model(&r, path_in(&r, "import2", "model.safetensors"), "rtn",
+			     "{\"bits\":8,\"group_size\":32,\"symmetric\":true,\"ggml_type\":\"q8_0\"}", 1, "q8") == MCB_ERANGE);
 	CHECK(strstr(r.e.msg, "blk.0.attn_q.weight") && strstr(r.e.msg, "row 0, column 0"));
 	mcb_buf_release(&r.log);
 	mcb_arena_release(&r.a);
@@ -381,7 +417,7 @@ static void test_evaluate_math(void)
 	mcb_arena_init(&r.a);
 	r.dir = mcbt_tmpdir();
 	snprintf(path, sizeof(path), "%s/m.bin", r.dir);
-	write_llama2c(path, 64, 96, 2, 4, 2, 300, 32);
+	mcbt_write_llama2c(path, 64, 96, 2, 4, 2, 300, 32);
 	snprintf(data, sizeof(data), "%s/d.tokens", r.dir);
 	f = fopen(data, "w");
 	for (si = 0; si < 3; si++) {
@@ -391,10 +427,9 @@ static void test_evaluate_math(void)
 	fclose(f);
 	add_input(&r, "source", path);
 	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "imp"), &r.e);
-	add_input(&r, "model", path_in(&r, "imp", "model.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_quantize,
-			  "{\"method\":\"rtn\",\"bits\":8,\"granularity\":\"channel\","
-			  "\"group_size\":0,\"symmetric\":true}", "q"), &r.e);
+	CHECK_OK(quantize_model(&r, path_in(&r, "imp", "model.safetensors"), "rtn",
+				"{\"bits\":8,\"group_size\":0,\"symmetric\":true,\"ggml_type\":\"none\"}", 0, "q"),
+		 &r.e);
 	add_input(&r, "model", path_in(&r, "imp", "model.safetensors"));
 	add_input(&r, "data", data);
 	CHECK_OK(run_step(&r, &mcb_step_evaluate,
@@ -544,7 +579,7 @@ static void test_synthetic(void)
 	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/synthetic.bin", dir);
-	write_llama2c(path, 64, 80, 2, 4, 2, 300, 32);
+	mcbt_write_llama2c(path, 64, 80, 2, 4, 2, 300, 32);
 	pipeline(path);
 }
 

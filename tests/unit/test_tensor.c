@@ -32,6 +32,7 @@ static void test_dtype_table(void)
 		{"F32", 0}, {"F16", 1}, {"BF16", 30}, {"F64", 28}, {"I8", 24}, {"U8", -1},
 		{"I16", 25}, {"U16", -1}, {"I32", 26}, {"U32", -1}, {"I64", 27}, {"U64", -1},
 		{"BOOL", -1}, {"F8_E4M3", -1}, {"F8_E5M2", -1}, {"Q8_0", 8},
+		{"Q4_0", 2}, {"Q4_1", 3}, {"Q4_K", 12}, {"Q6_K", 14},
 	};
 	int t;
 
@@ -44,7 +45,7 @@ static void test_dtype_table(void)
 		CHECK_EQ(mcb_dtype_from_name(want[t].name), t);
 		if (want[t].ggml >= 0)
 			CHECK_EQ(mcb_dtype_from_ggml((uint32_t)want[t].ggml), t);
-		CHECK_EQ(d->in_safetensors, t != MCB_DT_Q8_0);
+		CHECK_EQ(d->in_safetensors, t < MCB_DT_Q8_0);
 	}
 	CHECK_EQ(mcb_dtype_info(MCB_DT_Q8_0)->block, 32);
 	CHECK_EQ(mcb_dtype_info(MCB_DT_Q8_0)->block_bytes, 34);
@@ -52,7 +53,10 @@ static void test_dtype_table(void)
 	CHECK_EQ(mcb_dtype_info(MCB_DT_F64)->block_bytes, 8);
 	CHECK_EQ(mcb_dtype_from_name("f32"), -1);
 	CHECK_EQ(mcb_dtype_from_name(""), -1);
-	CHECK_EQ(mcb_dtype_from_ggml(2), -1);  /* Q4_0: not known to mcbuild */
+	CHECK_EQ(mcb_dtype_info(MCB_DT_Q4_K)->block, 256);
+	CHECK_EQ(mcb_dtype_info(MCB_DT_Q4_K)->block_bytes, 144); /* ggml-common.h */
+	CHECK_EQ(mcb_dtype_info(MCB_DT_Q6_K)->block_bytes, 210);
+	CHECK_EQ(mcb_dtype_from_ggml(6), -1);  /* Q5_0: not known to mcbuild */
 	CHECK_EQ(mcb_dtype_from_ggml(99), -1);
 	CHECK_EQ(mcb_dtype_from_ggml(0xffffffffu), -1);
 }

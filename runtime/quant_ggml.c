@@ -1,0 +1,700 @@
+/*
+ * quant_ggml: ggml's block formats Q4_0, Q4_1, Q4_K and Q6_K, quantized with
+ * ggml's reference quantizers bit for bit and dequantized as ggml does, plus
+ * the dispatch over every ggml block type mcbuild knows (Q8_0 included).
+ * Contracts in include/mcb/quant.h.
+ *
+ * Block layouts (ggml src/ggml-common.h), little-endian, one block per 32
+ * (Q4_0, Q4_1) or 256 (K-quants) consecutive values of a row; "h" is an IEEE
+ * binary16:
+ *   Q4_0  {h d; u8 qs[16]}                          18 bytes
+ *         value[j] = (nibble_j - 8) * d; nibble_j = qs[j] & 15 (j < 16),
+ *         qs[j - 16] >> 4 (j >= 16)
+ *   Q4_1  {h d, m; u8 qs[16]}                       20 bytes
+ *         value[j] = nibble_j * d + m (two roundings)
+ *   Q4_K  {h d, dmin; u8 scales[12]; u8 qs[128]}    144 bytes, 8 sub-blocks
+ *         of 32 with 6-bit scale sc_s and min m_s (get_scale_min_k4 below);
+ *         qs[32c + l] = L[64c + l] | L[64c + 32 + l] << 4 (c < 4, l < 32);
+ *         value = (d * sc_s) * L - dmin * m_s
+ *   Q6_K  {u8 ql[128]; u8 qh[64]; i8 scales[16]; h d} 210 bytes, 16
+ *         sub-blocks of 16; per half n (128 values), l < 32: ql[64n + l]
+ *         holds L[128n + l] (low nibble) and L[128n + 64 + l] (high),
+ *         ql[64n + 32 + l] holds L[+32] and L[+96], qh[32n + l] the two top
+ *         bits of L[+0], L[+32], L[+64], L[+96] at bits 0, 2, 4, 6;
+ *         value = (d * scales[s]) * (L - 32)
+ * Blocks are read and written byte by byte: a row may sit at any address.
+ *
+ * Floating point: each _ref quantizer performs, in single precision, the
+ * operations of ggml's C source (ggml-quants.c quantize_row_*_ref,
+ * make_qkx2_quants, make_qx_quants) in the same order with the same
+ * conversions, and no operation is contracted into a fused multiply-add
+ * (GCC does not contract in ISO C mode, -std=c11; the AVX2 path below
+ * enables no FMA), so the codes and scales are ggml's bit for bit.
+ * tests/compat/gguf_check.py holds an independent numpy port that checks it.
+ * nearest_int is ggml's: add 1.5 * 2^23 and read the low mantissa bits
+ * (round half to even for |v| < 2^22).
+ *
+ * ggml's float-to-int8 casts ((int8_t)(x * id + 8.5f) in Q4_0) are undefined
+ * in C when the value is out of range (NaN, infinities); here such a code is
+ * 0, for every input, in _ref and the fast path alike (quant.h).  Finite
+ * weights never reach that case.
+ */
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "mcb/quant.h"
+#include "mcb/tensor.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(MCB_QUANT_NO_SIMD)
+#define QG_X86 1
+#include <immintrin.h>
+#include <stdatomic.h>
+#endif
+
+#define QK4 32            /* Q4_0, Q4_1 block length */
+#define QKK 256           /* K-quant super-block length */
+#define Q4_0_BYTES 18
+#define Q4_1_BYTES 20
+#define Q4_K_BYTES 144
+#define Q6_K_BYTES 210
+#define Q8_0_BYTES 34
+#define GROUP_MAX_EPS 1e-15f
+
+static uint16_t ld16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static void st16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+/* ggml's nearest_int: round half to even for |fval| < 2^22 (the bit trick
+ * is kept for every input so that results match ggml's everywhere) */
+static int nearest_int(float fval)
+{
+	float val = fval + 12582912.f;
+	int32_t i;
+
+	memcpy(&i, &val, sizeof(i));
+	return (i & 0x007fffff) - 0x00400000;
+}
+
+/* MIN(hi, (int8_t)v) stored in a uint8_t, as ggml writes its 4-bit codes;
+ * a v whose truncation is not an int8 (NaN, out of range) gives 0 */
+static uint8_t trunc_code(float v, int hi)
+{
+	int c;
+
+	if (!(v > -129.0f && v < 128.0f))
+		return 0;
+	c = (int)v;
+	return (uint8_t)(c < hi ? c : hi);
+}
+
+/* ---- Q4_0 ---- */
+
+void mcb_quantize_row_q4_0_ref(const float *x, void *vy, int64_t k)
+{
+	uint8_t *y = vy;
+	int64_t b, nb = k / QK4;
+	int j;
+
+	for (b = 0; b < nb; b++, x += QK4, y += Q4_0_BYTES) {
+		float amax = 0.0f, max = 0.0f, d, id;
+
+		for (j = 0; j < QK4; j++)
+			if (amax < fabsf(x[j])) {
+				amax = fabsf(x[j]);
+				max = x[j];
+			}
+		d = max / -8;
+		id = d != 0.0f ? 1.0f / d : 0.0f;
+		st16(y, mcb_f32_to_f16(d));
+		for (j = 0; j < QK4 / 2; j++) {
+			uint8_t q0 = trunc_code(x[j] * id + 8.5f, 15);
+			uint8_t q1 = trunc_code(x[j + QK4 / 2] * id + 8.5f, 15);
+
+			y[2 + j] = (uint8_t)(q0 | q1 << 4);
+		}
+	}
+}
+
+void mcb_dequantize_row_q4_0_ref(const void *vx, float *y, int64_t k)
+{
+	const uint8_t *x = vx;
+	int64_t b, nb = k / QK4;
+	int j;
+
+	for (b = 0; b < nb; b++, x += Q4_0_BYTES, y += QK4) {
+		const float d = mcb_f16_to_f32(ld16(x));
+
+		for (j = 0; j < QK4 / 2; j++) {
+			y[j] = (float)((x[2 + j] & 15) - 8) * d;
+			y[j + QK4 / 2] = (float)((x[2 + j] >> 4) - 8) * d;
+		}
+	}
+}
+
+/* ---- Q4_1 ---- */
+
+void mcb_quantize_row_q4_1_ref(const float *x, void *vy, int64_t k)
+{
+	uint8_t *y = vy;
+	int64_t b, nb = k / QK4;
+	int j;
+
+	for (b = 0; b < nb; b++, x += QK4, y += Q4_1_BYTES) {
+		float min = FLT_MAX, max = -FLT_MAX, d, id;
+
+		for (j = 0; j < QK4; j++) {
+			if (x[j] < min)
+				min = x[j];
+			if (x[j] > max)
+				max = x[j];
+		}
+		d = (max - min) / 15;
+		id = d != 0.0f ? 1.0f / d : 0.0f;
+		st16(y, mcb_f32_to_f16(d));
+		st16(y + 2, mcb_f32_to_f16(min));
+		for (j = 0; j < QK4 / 2; j++) {
+			uint8_t q0 = trunc_code((x[j] - min) * id + 0.5f, 15);
+			uint8_t q1 = trunc_code((x[j + QK4 / 2] - min) * id + 0.5f, 15);
+
+			y[4 + j] = (uint8_t)(q0 | q1 << 4);
+		}
+	}
+}
+
+void mcb_dequantize_row_q4_1_ref(const void *vx, float *y, int64_t k)
+{
+	const uint8_t *x = vx;
+	int64_t b, nb = k / QK4;
+	int j;
+
+	for (b = 0; b < nb; b++, x += Q4_1_BYTES, y += QK4) {
+		const float d = mcb_f16_to_f32(ld16(x)), m = mcb_f16_to_f32(ld16(x + 2));
+
+		for (j = 0; j < QK4 / 2; j++) {
+			float v0 = (float)(x[4 + j] & 15) * d, v1 = (float)(x[4 + j] >> 4) * d;
+
+			y[j] = v0 + m;
+			y[j + QK4 / 2] = v1 + m;
+		}
+	}
+}
+
+/* ---- Q4_K ---- */
+
+/* ggml make_qkx2_quants with use_mad false: a scale and min for x (n,) with
+ * codes 0..nmax (L), searched over nstep + 1 candidate scales by weighted
+ * least squares; returns the scale, *the_min = -min */
+static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights,
+			      uint8_t *L, float *the_min, uint8_t *Laux, float rmin, float rdelta,
+			      int nstep)
+{
+	float min = x[0], max = x[0], sum_w = weights[0], sum_x = sum_w * x[0];
+	float iscale, scale, best_error = 0.0f;
+	int i, is, l;
+
+	for (i = 1; i < n; i++) {
+		float w = weights[i];
+
+		if (x[i] < min)
+			min = x[i];
+		if (x[i] > max)
+			max = x[i];
+		sum_w += w;
+		sum_x += w * x[i];
+	}
+	if (min > 0)
+		min = 0;
+	if (max == min) {
+		memset(L, 0, (size_t)n);
+		*the_min = -min;
+		return 0.0f;
+	}
+	iscale = (float)nmax / (max - min);
+	scale = 1 / iscale;
+	for (i = 0; i < n; i++) {
+		float diff;
+
+		l = nearest_int(iscale * (x[i] - min));
+		L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
+		diff = scale * (float)L[i] + min - x[i];
+		diff = diff * diff;
+		best_error += weights[i] * diff;
+	}
+	for (is = 0; is <= nstep; is++) {
+		float sum_l = 0, sum_l2 = 0, sum_xl = 0, D;
+
+		iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
+		for (i = 0; i < n; i++) {
+			float w = weights[i], fl;
+
+			l = nearest_int(iscale * (x[i] - min));
+			l = l < 0 ? 0 : l > nmax ? nmax : l;
+			Laux[i] = (uint8_t)l;
+			fl = (float)l;
+			sum_l += w * fl;
+			sum_l2 += w * fl * fl;
+			sum_xl += w * fl * x[i];
+		}
+		D = sum_w * sum_l2 - sum_l * sum_l;
+		if (D > 0) {
+			float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+			float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+			float cur_error = 0;
+
+			if (this_min > 0) {
+				this_min = 0;
+				this_scale = sum_xl / sum_l2;
+			}
+			for (i = 0; i < n; i++) {
+				float diff = this_scale * (float)Laux[i] + this_min - x[i];
+
+				diff = diff * diff;
+				cur_error += weights[i] * diff;
+			}
+			if (cur_error < best_error) {
+				memcpy(L, Laux, (size_t)n);
+				best_error = cur_error;
+				scale = this_scale;
+				min = this_min;
+			}
+		}
+	}
+	*the_min = -min;
+	return scale;
+}
+
+/* 6-bit scale and min of sub-block j (0..7) from a Q4_K scales[12] */
+static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+{
+	if (j < 4) {
+		*d = q[j] & 63;
+		*m = q[j + 4] & 63;
+	} else {
+		*d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+		*m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+	}
+}
+
+void mcb_quantize_row_q4_k_ref(const float *x, void *vy, int64_t k)
+{
+	uint8_t *y = vy;
+	uint8_t L[QKK], Laux[32];
+	float weights[32], mins[QKK / 32], scales[QKK / 32];
+	int64_t b, nb = k / QKK;
+	int j, l;
+
+	for (b = 0; b < nb; b++, x += QKK, y += Q4_K_BYTES) {
+		uint8_t *sc12 = y + 4, *qs = y + 16, sc, m;
+		float max_scale = 0, max_min = 0, inv_scale, inv_min, d0, dmin0;
+
+		for (j = 0; j < QKK / 32; j++) {
+			float sum_x2 = 0, av_x;
+
+			for (l = 0; l < 32; l++)
+				sum_x2 += x[32 * j + l] * x[32 * j + l];
+			av_x = sqrtf(sum_x2 / 32);
+			for (l = 0; l < 32; l++)
+				weights[l] = av_x + fabsf(x[32 * j + l]);
+			scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j],
+						     Laux, -1.f, 0.1f, 20);
+			if (scales[j] > max_scale)
+				max_scale = scales[j];
+			if (mins[j] > max_min)
+				max_min = mins[j];
+		}
+		inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+		inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+		memset(sc12, 0, 12);
+		for (j = 0; j < QKK / 32; j++) {
+			uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
+			uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
+
+			ls = ls < 63 ? ls : 63;
+			lm = lm < 63 ? lm : 63;
+			if (j < 4) {
+				sc12[j] = ls;
+				sc12[j + 4] = lm;
+			} else {
+				sc12[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+				sc12[j - 4] |= (uint8_t)((ls >> 4) << 6);
+				sc12[j - 0] |= (uint8_t)((lm >> 4) << 6);
+			}
+		}
+		st16(y, mcb_f32_to_f16(max_scale / 63.f));
+		st16(y + 2, mcb_f32_to_f16(max_min / 63.f));
+		d0 = mcb_f16_to_f32(ld16(y));
+		dmin0 = mcb_f16_to_f32(ld16(y + 2));
+		for (j = 0; j < QKK / 32; j++) {
+			float d, dm;
+
+			get_scale_min_k4(j, sc12, &sc, &m);
+			d = d0 * (float)sc;
+			if (d == 0.0f)
+				continue; /* L keeps make_qkx2_quants' codes, as in ggml */
+			dm = dmin0 * (float)m;
+			for (l = 0; l < 32; l++) {
+				int q = nearest_int((x[32 * j + l] + dm) / d);
+
+				L[32 * j + l] = (uint8_t)(q < 0 ? 0 : q > 15 ? 15 : q);
+			}
+		}
+		for (j = 0; j < QKK; j += 64)
+			for (l = 0; l < 32; l++)
+				qs[j / 2 + l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
+	}
+}
+
+void mcb_dequantize_row_q4_k_ref(const void *vx, float *y, int64_t k)
+{
+	const uint8_t *x = vx;
+	int64_t b, nb = k / QKK;
+	int j, l;
+
+	for (b = 0; b < nb; b++, x += Q4_K_BYTES) {
+		const float d = mcb_f16_to_f32(ld16(x)), min = mcb_f16_to_f32(ld16(x + 2));
+		const uint8_t *q = x + 16;
+		uint8_t sc, m;
+
+		for (j = 0; j < 4; j++, q += 32) {
+			float d1, m1, d2, m2;
+
+			get_scale_min_k4(2 * j, x + 4, &sc, &m);
+			d1 = d * (float)sc;
+			m1 = min * (float)m;
+			get_scale_min_k4(2 * j + 1, x + 4, &sc, &m);
+			d2 = d * (float)sc;
+			m2 = min * (float)m;
+			for (l = 0; l < 32; l++)
+				*y++ = d1 * (float)(q[l] & 0xF) - m1;
+			for (l = 0; l < 32; l++)
+				*y++ = d2 * (float)(q[l] >> 4) - m2;
+		}
+	}
+}
+
+/* ---- Q6_K ---- */
+
+/* ggml make_qx_quants(n, nmax, x, L, rmse_type 1, NULL): a signed scale for
+ * x (n,) with codes -nmax..nmax-1 stored as L = code + nmax, the weighted
+ * (x^2) least-squares best of 19 candidates */
+static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
+{
+	float max = 0, amax = 0, iscale, sumlx = 0, suml2 = 0, scale, best;
+	int i, is, l;
+
+	for (i = 0; i < n; i++) {
+		float ax = fabsf(x[i]);
+
+		if (ax > amax) {
+			amax = ax;
+			max = x[i];
+		}
+	}
+	if (amax < GROUP_MAX_EPS) {
+		memset(L, 0, (size_t)n);
+		return 0.0f;
+	}
+	iscale = (float)-nmax / max;
+	for (i = 0; i < n; i++) {
+		float w = x[i] * x[i];
+
+		l = nearest_int(iscale * x[i]);
+		l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+		L[i] = (int8_t)(l + nmax);
+		sumlx += w * x[i] * (float)l;
+		suml2 += w * (float)l * (float)l;
+	}
+	scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+	best = scale * sumlx;
+	for (is = -9; is <= 9; is++) {
+		if (is == 0)
+			continue;
+		iscale = -((float)nmax + 0.1f * (float)is) / max;
+		sumlx = suml2 = 0;
+		for (i = 0; i < n; i++) {
+			float w = x[i] * x[i];
+
+			l = nearest_int(iscale * x[i]);
+			l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+			sumlx += w * x[i] * (float)l;
+			suml2 += w * (float)l * (float)l;
+		}
+		if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+			for (i = 0; i < n; i++) {
+				l = nearest_int(iscale * x[i]);
+				l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+				L[i] = (int8_t)(l + nmax);
+			}
+			scale = sumlx / suml2;
+			best = scale * sumlx;
+		}
+	}
+	return scale;
+}
+
+void mcb_quantize_row_q6_k_ref(const float *x, void *vy, int64_t k)
+{
+	uint8_t *y = vy;
+	int8_t L[QKK];
+	float scales[QKK / 16];
+	int64_t b, nb = k / QKK;
+	int j, l;
+
+	for (b = 0; b < nb; b++, x += QKK, y += Q6_K_BYTES) {
+		uint8_t *ql = y, *qh = y + 128;
+		int8_t *sc = (int8_t *)(y + 192);
+		float max_scale = 0, max_abs_scale = 0, iscale, d0;
+
+		for (j = 0; j < QKK / 16; j++) {
+			float scale = make_qx_quants(16, 32, x + 16 * j, L + 16 * j);
+
+			scales[j] = scale;
+			if (fabsf(scale) > max_abs_scale) {
+				max_abs_scale = fabsf(scale);
+				max_scale = scale;
+			}
+		}
+		if (max_abs_scale < GROUP_MAX_EPS) {
+			memset(y, 0, Q6_K_BYTES); /* d = +0 */
+			continue;
+		}
+		iscale = -128.f / max_scale;
+		st16(y + 208, mcb_f32_to_f16(1 / iscale));
+		for (j = 0; j < QKK / 16; j++) {
+			int v = nearest_int(iscale * scales[j]);
+
+			sc[j] = (int8_t)(uint8_t)(v < 127 ? v : 127); /* int8_t as ggml stores it */
+		}
+		d0 = mcb_f16_to_f32(ld16(y + 208));
+		for (j = 0; j < QKK / 16; j++) {
+			float d = d0 * (float)sc[j];
+
+			if (d == 0.0f)
+				continue; /* L keeps make_qx_quants' codes, as in ggml */
+			for (l = 0; l < 16; l++) {
+				int q = nearest_int(x[16 * j + l] / d);
+
+				q = q < -32 ? -32 : q > 31 ? 31 : q;
+				L[16 * j + l] = (int8_t)(q + 32);
+			}
+		}
+		for (j = 0; j < QKK; j += 128, ql += 64, qh += 32)
+			for (l = 0; l < 32; l++) {
+				const uint8_t *u = (const uint8_t *)L + j + l; /* codes 0..63 */
+
+				ql[l] = (uint8_t)((u[0] & 0xF) | (u[64] & 0xF) << 4);
+				ql[l + 32] = (uint8_t)((u[32] & 0xF) | (u[96] & 0xF) << 4);
+				qh[l] = (uint8_t)((u[0] >> 4) | (u[32] >> 4) << 2 | (u[64] >> 4) << 4 |
+						  (u[96] >> 4) << 6);
+			}
+	}
+}
+
+void mcb_dequantize_row_q6_k_ref(const void *vx, float *y, int64_t k)
+{
+	const uint8_t *x = vx;
+	int64_t b, nb = k / QKK;
+	int n, l;
+
+	for (b = 0; b < nb; b++, x += Q6_K_BYTES) {
+		const float d = mcb_f16_to_f32(ld16(x + 208));
+		const uint8_t *ql = x, *qh = x + 128;
+		const int8_t *sc = (const int8_t *)(x + 192);
+
+		for (n = 0; n < QKK; n += 128, y += 128, ql += 64, qh += 32, sc += 8)
+			for (l = 0; l < 32; l++) {
+				int is = l / 16;
+				int q1 = ((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32;
+				int q2 = ((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32;
+				int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+				int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+
+				y[l] = d * (float)sc[is] * (float)q1;
+				y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+				y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+				y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+			}
+	}
+}
+
+/* ---- Q8_0 blocks (any alignment) ---- */
+
+static void quantize_q8_0_blocks(const float *x, uint8_t *y, int64_t k)
+{
+	struct mcb_block_q8_0 blk;
+	int64_t b;
+
+	for (b = 0; b < k / MCB_QK8_0; b++) {
+		mcb_quantize_row_q8_0(x + b * MCB_QK8_0, &blk, MCB_QK8_0);
+		st16(y + b * Q8_0_BYTES, blk.d);
+		memcpy(y + b * Q8_0_BYTES + 2, blk.qs, MCB_QK8_0);
+	}
+}
+
+static void dequantize_q8_0_blocks(const uint8_t *x, float *y, int64_t k)
+{
+	int64_t b;
+	int j;
+
+	for (b = 0; b < k / MCB_QK8_0; b++, x += Q8_0_BYTES) {
+		const float d = mcb_f16_to_f32(ld16(x));
+
+		for (j = 0; j < MCB_QK8_0; j++)
+			*y++ = (float)(int8_t)x[2 + j] * d;
+	}
+}
+
+/* ---- the fast Q4_0 quantizer ---- */
+
+#ifdef QG_X86
+/* AVX2 without FMA: x * id + 8.5f must round twice, as in _ref */
+#define QG_AVX2 __attribute__((target("avx2")))
+
+static int qg_have_avx2(void)
+{
+	static atomic_int cached; /* 0 unknown, 1 no, 2 yes */
+	int v = atomic_load_explicit(&cached, memory_order_relaxed);
+
+	if (v == 0) {
+		v = __builtin_cpu_supports("avx2") ? 2 : 1;
+		atomic_store_explicit(&cached, v, memory_order_relaxed);
+	}
+	return v == 2;
+}
+
+/*
+ * One block as _ref computes it: max|x| with NaN skipped (VMAXPS returns its
+ * second operand, the running maximum, when either is NaN); the value of
+ * largest magnitude is the first x whose |x| equals that maximum (the
+ * scalar loop's strict "amax < |x|" keeps the first); codes
+ * (int8_t)(x * id + 8.5f) by truncation, 0 outside the int8 range, then
+ * MIN(15, .) kept in a byte.
+ */
+QG_AVX2 static void q4_0_block_avx2(const float *x, uint8_t *y)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 v[4], a[4], m, vid, lo = _mm256_set1_ps(-129.0f), hi = _mm256_set1_ps(128.0f);
+	__m128 h;
+	__m256i c[4], p;
+	float amax, max = 0.0f, d, id;
+	uint32_t eq = 0;
+	int j;
+
+	for (j = 0; j < 4; j++) {
+		v[j] = _mm256_loadu_ps(x + 8 * j);
+		a[j] = _mm256_andnot_ps(sign, v[j]);
+	}
+	m = _mm256_max_ps(a[0], _mm256_setzero_ps());
+	m = _mm256_max_ps(a[1], m);
+	m = _mm256_max_ps(a[2], m);
+	m = _mm256_max_ps(a[3], m);
+	h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+	amax = _mm_cvtss_f32(h);
+	if (amax > 0.0f) {
+		const __m256 va = _mm256_set1_ps(amax);
+
+		for (j = 0; j < 4; j++)
+			eq |= (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a[j], va, _CMP_EQ_OQ)) << (8 * j);
+		max = x[__builtin_ctz(eq)];
+	}
+	d = max / -8;
+	id = d != 0.0f ? 1.0f / d : 0.0f;
+	st16(y, mcb_f32_to_f16(d));
+	vid = _mm256_set1_ps(id);
+	for (j = 0; j < 4; j++) {
+		__m256 t = _mm256_add_ps(_mm256_mul_ps(v[j], vid), _mm256_set1_ps(8.5f));
+		__m256 ok = _mm256_and_ps(_mm256_cmp_ps(t, lo, _CMP_GT_OQ),
+					  _mm256_cmp_ps(t, hi, _CMP_LT_OQ));
+		__m256i q = _mm256_cvttps_epi32(_mm256_and_ps(t, ok)); /* 0 where not ok */
+
+		q = _mm256_min_epi32(q, _mm256_set1_epi32(15));
+		c[j] = _mm256_and_si256(q, _mm256_set1_epi32(0xff));
+	}
+	/* bytes in element order: pack 32 -> 16 -> 8 bits, then undo the lane
+	 * interleaving of the packs */
+	p = _mm256_packus_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+	p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+	{
+		__m128i q0 = _mm256_castsi256_si128(p), q1 = _mm256_extracti128_si256(p, 1);
+		__m128i r = _mm_or_si128(q0, _mm_and_si128(_mm_slli_epi16(q1, 4),
+							   _mm_set1_epi8((char)0xf0)));
+
+		_mm_storeu_si128((__m128i *)(y + 2), r);
+	}
+}
+#endif
+
+void mcb_quantize_row_q4_0(const float *x, void *vy, int64_t k)
+{
+#ifdef QG_X86
+	if (qg_have_avx2()) {
+		uint8_t *y = vy;
+		int64_t b;
+
+		for (b = 0; b < k / QK4; b++)
+			q4_0_block_avx2(x + b * QK4, y + b * Q4_0_BYTES);
+		return;
+	}
+#endif
+	mcb_quantize_row_q4_0_ref(x, vy, k);
+}
+
+/* ---- dispatch ---- */
+
+void mcb_dequantize_row_ggml(enum mcb_dtype t, const void *x, float *y, int64_t k)
+{
+	switch (t) {
+	case MCB_DT_Q8_0:
+		dequantize_q8_0_blocks(x, y, k);
+		break;
+	case MCB_DT_Q4_0:
+		mcb_dequantize_row_q4_0_ref(x, y, k);
+		break;
+	case MCB_DT_Q4_1:
+		mcb_dequantize_row_q4_1_ref(x, y, k);
+		break;
+	case MCB_DT_Q4_K:
+		mcb_dequantize_row_q4_k_ref(x, y, k);
+		break;
+	case MCB_DT_Q6_K:
+		mcb_dequantize_row_q6_k_ref(x, y, k);
+		break;
+	default:
+		memset(y, 0, (size_t)k * sizeof(*y));
+		break;
+	}
+}
+
+void mcb_quantize_row_ggml(enum mcb_dtype t, const float *x, void *y, int64_t k)
+{
+	switch (t) {
+	case MCB_DT_Q8_0:
+		quantize_q8_0_blocks(x, y, k);
+		break;
+	case MCB_DT_Q4_0:
+		mcb_quantize_row_q4_0(x, y, k);
+		break;
+	case MCB_DT_Q4_1:
+		mcb_quantize_row_q4_1_ref(x, y, k);
+		break;
+	case MCB_DT_Q4_K:
+		mcb_quantize_row_q4_k_ref(x, y, k);
+		break;
+	case MCB_DT_Q6_K:
+		mcb_quantize_row_q6_k_ref(x, y, k);
+		break;
+	default:
+		break;
+	}
+}
