@@ -46,7 +46,7 @@ FMT_OBJ += $(QUANT_OBJ)
 ENGINE_OBJ = $(BUILD)/runtime/blas.o $(BUILD)/runtime/engine.o $(BUILD)/runtime/kernels.o
 # Compression algorithms (they use BLAS).
 TECH_OBJ = $(BUILD)/runtime/calib.o $(BUILD)/runtime/awq.o $(BUILD)/runtime/prune.o \
-	$(BUILD)/runtime/gptq.o
+	$(BUILD)/runtime/gptq.o $(BUILD)/runtime/lowrank.o
 STATS_OBJ = $(BUILD)/runtime/stats.o
 TOK_OBJ = $(BUILD)/runtime/tokenizer.o $(BUILD)/runtime/dataset.o
 REPORT_OBJ = $(BUILD)/runtime/report.o
@@ -56,7 +56,8 @@ STEP_OBJ = $(BUILD)/runtime/step.o $(BUILD)/runtime/step_import.o \
 	$(BUILD)/runtime/step_bundle.o $(BUILD)/runtime/step_sample.o \
 	$(BUILD)/runtime/step_evaluate.o $(BUILD)/runtime/step_measure.o \
 	$(BUILD)/runtime/step_report.o $(BUILD)/runtime/step_assemble.o \
-	$(BUILD)/runtime/step_calibrate.o $(BUILD)/runtime/step_prune.o $(BUILD)/runtime/wstep.o
+	$(BUILD)/runtime/step_calibrate.o $(BUILD)/runtime/step_prune.o $(BUILD)/runtime/wstep.o \
+	$(BUILD)/runtime/step_lowrank.o
 FRONT_OBJ = $(BUILD)/compiler/yaml.o $(BUILD)/compiler/diag.o $(BUILD)/compiler/schema.o \
 	$(BUILD)/compiler/technique.o $(BUILD)/compiler/recipe.o $(BUILD)/gen/builtin.o
 CORE_OBJ = $(BUILD)/compiler/plan.o $(BUILD)/compiler/build.o $(BUILD)/compiler/explain.o
@@ -76,7 +77,7 @@ STATS_TESTS = test_stats
 TOK_TESTS = test_tokenizer test_dataset
 REPORT_TESTS = test_report
 FRONT_TESTS = test_yaml test_diag test_schema test_recipe
-CORE_TESTS = test_plan test_steps test_calib test_export
+CORE_TESTS = test_plan test_steps test_calib test_export test_lowrank
 UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(ENGINE_TESTS) $(TECH_TESTS) \
 	$(STATS_TESTS) $(TOK_TESTS) $(REPORT_TESTS) $(FRONT_TESTS) $(CORE_TESTS)
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)

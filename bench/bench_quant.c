@@ -14,7 +14,12 @@
  *   q8_0              mcb_quantize_row_q8_0 per row: W -> blocks
  *   q4_0              mcb_quantize_row_q4_0 per row: W -> blocks, when
  *                     runtime/quant_ggml.c is linked in (a weak reference:
- *                     otherwise reported as not linked)
+ *                     otherwise reported as not linked, as are the next three)
+ *   q4_1              mcb_quantize_row_ggml(Q4_1) per row: W -> blocks
+ *   q4_k, q6_k        mcb_quantize_row_ggml(Q4_K, Q6_K) per row on the first
+ *                     1/KSLICE of the rows, one repetition: ggml's K-quants
+ *                     search 21 (19) candidate scales per sub-block, so they
+ *                     are compute-bound; reported for scale, without target
  *   q8_0_ref          the scalar oracle, for scale (one repetition)
  * Throughput is input bytes (the fp32 weights) per second, in GB/s (1e9
  * bytes); each kernel runs once to fault in its output pages, then the best
@@ -35,15 +40,23 @@
 /* Q4_0 comes from runtime/quant_ggml.c, which this benchmark may be linked
  * without: a weak reference is NULL then. */
 #pragma weak mcb_quantize_row_q4_0
+#pragma weak mcb_quantize_row_ggml
 
 #define COLS 16384
 #define GROUP 128
 #define ROUNDS 7
-#define NKERNELS 7
+#define NKERNELS 10
+#define KSLICE 16 /* the K-quants run on rows / KSLICE rows */
 #define MAX_THREADS 64
 #define Q4_0_BLOCK 18 /* bytes per 32 weights: f16 d, 16 bytes of nibbles */
+#define Q4_1_BLOCK 20 /* bytes per 32 weights: f16 d, m, 16 bytes of nibbles */
+#define Q4_K_BLOCK 144 /* bytes per 256 weights */
+#define Q6_K_BLOCK 210 /* bytes per 256 weights, the largest of the four */
 
-enum kernel { K_MEMCPY, K_RTN, K_INT4, K_INT4_SYM, K_Q8_0, K_Q4_0, K_Q8_0_REF, K_FILL };
+enum kernel {
+	K_MEMCPY, K_RTN, K_INT4, K_INT4_SYM, K_Q8_0, K_Q4_0, K_Q4_1, K_Q4_K, K_Q6_K, K_Q8_0_REF,
+	K_FILL
+};
 
 struct job {
 	enum kernel k;
@@ -55,7 +68,7 @@ struct job {
 	float *gscale;             /* (rows, COLS/GROUP) int4 scales */
 	uint8_t *gzero;            /* (rows, COLS/GROUP) int4 zeros */
 	struct mcb_block_q8_0 *blk; /* (rows, COLS/32) */
-	unsigned char *blk4;       /* (rows, COLS/32) Q4_0 blocks */
+	unsigned char *blk4;       /* (rows, COLS/256) Q6_K blocks' room: any ggml format */
 	float *fill;               /* K_FILL: the weights being generated */
 };
 
@@ -118,6 +131,18 @@ static void *run_job(void *arg)
 			mcb_quantize_row_q4_0(j->w + r * COLS, j->blk4 + r * (COLS / 32) * Q4_0_BLOCK,
 					      COLS);
 		break;
+	case K_Q4_1:
+		for (r = j->r0; r < j->r1; r++)
+			mcb_quantize_row_ggml(MCB_DT_Q4_1, j->w + r * COLS,
+					      j->blk4 + r * (COLS / 32) * Q4_1_BLOCK, COLS);
+		break;
+	case K_Q4_K:
+	case K_Q6_K:
+		for (r = j->r0; r < j->r1; r++)
+			mcb_quantize_row_ggml(j->k == K_Q4_K ? MCB_DT_Q4_K : MCB_DT_Q6_K,
+					      j->w + r * COLS, j->blk4 + r * (COLS / 256) * Q6_K_BLOCK,
+					      COLS);
+		break;
 	case K_Q8_0_REF:
 		for (r = j->r0; r < j->r1; r++)
 			mcb_quantize_row_q8_0_ref(j->w + r * COLS, j->blk + r * (COLS / MCB_QK8_0),
@@ -159,7 +184,7 @@ int main(int argc, char **argv)
 	long mib = argc > 1 ? strtol(argv[1], NULL, 10) : 1024;
 	int nt = argc > 2 ? atoi(argv[2]) : 2;
 	int64_t rows;
-	double bytes, t, best[NKERNELS];
+	double bytes, kbytes, t, best[NKERNELS];
 	struct job tmpl;
 	float *w;
 	static const struct {
@@ -167,13 +192,19 @@ int main(int argc, char **argv)
 		const char *name;
 		int rounds;
 		int target; /* a quantizer with the 0.5x memcpy target */
-	} ks[NKERNELS] = {{K_MEMCPY, "memcpy", ROUNDS, 0},
-			  {K_RTN, "rtn_int8_channel", ROUNDS, 1},
-			  {K_INT4, "rtn_int4_g128", ROUNDS, 1},
-			  {K_INT4_SYM, "rtn_int4_g128_sym", ROUNDS, 1},
-			  {K_Q8_0, "q8_0", ROUNDS, 1},
-			  {K_Q4_0, "q4_0", ROUNDS, 1},
-			  {K_Q8_0_REF, "q8_0_ref (scalar)", 1, 0}};
+		int ggml;   /* needs runtime/quant_ggml.c */
+		int slice;  /* runs on rows / slice rows */
+	} ks[NKERNELS] = {{K_MEMCPY, "memcpy", ROUNDS, 0, 0, 1},
+			  {K_RTN, "rtn_int8_channel", ROUNDS, 1, 0, 1},
+			  {K_INT4, "rtn_int4_g128", ROUNDS, 1, 0, 1},
+			  {K_INT4_SYM, "rtn_int4_g128_sym", ROUNDS, 1, 0, 1},
+			  {K_Q8_0, "q8_0", ROUNDS, 1, 0, 1},
+			  {K_Q4_0, "q4_0", ROUNDS, 1, 1, 1},
+			  {K_Q4_1, "q4_1", ROUNDS, 1, 1, 1},
+			  {K_Q4_K, "q4_k (scale search)", 1, 0, 1, KSLICE},
+			  {K_Q6_K, "q6_k (scale search)", 1, 0, 1, KSLICE},
+			  {K_Q8_0_REF, "q8_0_ref (scalar)", 1, 0, 0, 1}};
+	int64_t krows[NKERNELS];
 	int have[NKERNELS];
 	int i, round;
 
@@ -194,11 +225,11 @@ int main(int argc, char **argv)
 	tmpl.blk = malloc((size_t)rows * (COLS / MCB_QK8_0) * sizeof(struct mcb_block_q8_0));
 	tmpl.gscale = malloc((size_t)rows * (COLS / GROUP) * sizeof(float));
 	tmpl.gzero = malloc((size_t)rows * (COLS / GROUP));
-	tmpl.blk4 = malloc((size_t)rows * (COLS / 32) * Q4_0_BLOCK);
+	tmpl.blk4 = malloc((size_t)rows * (COLS / 256) * Q6_K_BLOCK);
 	if (!w || !tmpl.copy || !tmpl.q || !tmpl.scale || !tmpl.blk || !tmpl.gscale ||
 	    !tmpl.gzero || !tmpl.blk4) {
 		fprintf(stderr, "bench_quant: cannot allocate %.2f GB of buffers\n",
-			(bytes * 2.7 + 1) / 1e9);
+			(bytes * 2.8 + 1) / 1e9);
 		return 1;
 	}
 	tmpl.fill = w;
@@ -208,16 +239,18 @@ int main(int argc, char **argv)
 	printf("bench_quant: W (%lld, %d) fp32 = %.3f GiB, %d threads\n", (long long)rows, COLS,
 	       bytes / (1 << 30), nt);
 	for (i = 0; i < NKERNELS; i++) {
-		have[i] = ks[i].k != K_Q4_0 || mcb_quantize_row_q4_0 != NULL;
+		have[i] = !ks[i].ggml ||
+			  (mcb_quantize_row_q4_0 != NULL && mcb_quantize_row_ggml != NULL);
+		krows[i] = rows / ks[i].slice < nt ? nt : rows / ks[i].slice;
 		if (have[i])
-			run(ks[i].k, &tmpl, rows, nt); /* fault in the output pages, warm up */
+			run(ks[i].k, &tmpl, krows[i], nt); /* fault in the output pages, warm up */
 		best[i] = 1e30;
 	}
 	for (round = 0; round < ROUNDS; round++)
 		for (i = 0; i < NKERNELS; i++) {
 			if (round >= ks[i].rounds || !have[i])
 				continue;
-			t = run(ks[i].k, &tmpl, rows, nt);
+			t = run(ks[i].k, &tmpl, krows[i], nt);
 			if (t < best[i])
 				best[i] = t;
 		}
@@ -227,12 +260,15 @@ int main(int argc, char **argv)
 			       ks[i].name);
 			continue;
 		}
-		printf("  %-20s %7.2f GB/s  (%.3f s)", ks[i].name, bytes / best[i] / 1e9, best[i]);
+		kbytes = (double)krows[i] * COLS * sizeof(float);
+		t = (kbytes / best[i]) / (bytes / best[0]); /* throughput ratio to memcpy */
+		printf("  %-20s %7.2f GB/s  (%.3f s)", ks[i].name, kbytes / best[i] / 1e9, best[i]);
 		if (ks[i].target)
-			printf("  %.2fx memcpy (target 0.5: %s)", best[0] / best[i],
-			       best[0] / best[i] >= 0.5 ? "ok" : "BELOW");
+			printf("  %.2fx memcpy (target 0.5: %s)", t, t >= 0.5 ? "ok" : "BELOW");
 		else if (i > 0)
-			printf("  %.2fx memcpy", best[0] / best[i]);
+			printf("  %.3fx memcpy", t);
+		if (krows[i] != rows)
+			printf("  (%lld rows)", (long long)krows[i]);
 		printf("\n");
 	}
 	free(w);

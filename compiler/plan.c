@@ -992,7 +992,7 @@ static struct mcb_plan_step *plan_report(struct planner *pl, const struct mcb_ta
 {
 	size_t nmetrics = json_array_size(json_object_get(t->quality, "metrics"));
 	struct mcb_plan_dep *deps = mcb_arena_array(pl->a, 2 * nmetrics + 4, sizeof(*deps));
-	struct mcb_plan_dep m;
+	struct mcb_plan_dep m[2];
 	size_t nd = 0, i;
 	json_t *evals = json_array(), *params, *perf = t->performance;
 
@@ -1000,10 +1000,13 @@ static struct mcb_plan_step *plan_report(struct planner *pl, const struct mcb_ta
 		json_decref(evals);
 		evals = plan_evals(pl, t, imp, last, deps, &nd);
 	}
-	memset(&m, 0, sizeof(m));
-	m.slot = "model";
-	m.from = last;
-	m.output = "model.safetensors";
+	memset(m, 0, sizeof(m));
+	m[0].slot = "model";
+	m[0].from = last;
+	m[0].output = "model.safetensors";
+	m[1].slot = "baseline"; /* for its parameter count */
+	m[1].from = imp;
+	m[1].output = "model.safetensors";
 	deps[nd].slot = "measure.json";
 	deps[nd].from = intern(
 		pl, "measure",
@@ -1012,7 +1015,7 @@ static struct mcb_plan_step *plan_report(struct planner *pl, const struct mcb_ta
 			  json_object_get(perf, "decode_tokens"), "repeats",
 			  json_object_get(perf, "repeats"), "threads", mcb_os_ncpu(), "mode",
 			  runtime_mode(t), "host", host_cpu(pl)),
-		&m, 1,
+		m, last != imp ? 2 : 1,
 		mcb_arena_printf(pl->a, "measure %s %s %s", t->model->name, t->scheme->name,
 				 t->export_format),
 		mcb_arena_printf(pl->a, "measure %s/%s (%s)", t->model->name, t->scheme->name,

@@ -25,6 +25,9 @@ static void (*spotrf_f)(const char *uplo, const int *n, float *a, const int *lda
 			size_t luplo);
 static void (*strtri_f)(const char *uplo, const char *diag, const int *n, float *a,
 			const int *lda, int *info, size_t luplo, size_t ldiag);
+static void (*dgesdd_f)(const char *jobz, const int *m, const int *n, double *a, const int *lda,
+			double *s, double *u, const int *ldu, double *vt, const int *ldvt,
+			double *work, const int *lwork, int *iwork, int *info, size_t ljobz);
 static int budget = 1;
 static int loaded; /* 1 loaded, -1 failed */
 static char why[512];
@@ -60,6 +63,15 @@ static int strtri_c(char uplo, char diag, int n, float *a, int lda)
 	return info;
 }
 
+static int dgesdd_c(char jobz, int m, int n, double *a, int lda, double *s, double *u, int ldu,
+		    double *vt, int ldvt, double *work, int lwork, int *iwork)
+{
+	int info = 0;
+
+	dgesdd_f(&jobz, &m, &n, a, &lda, s, u, &ldu, vt, &ldvt, work, &lwork, iwork, &info, 1);
+	return info;
+}
+
 static void load(void)
 {
 	void *h = dlopen(MCB_OPENBLAS_LIB, RTLD_NOW | RTLD_LOCAL);
@@ -78,8 +90,10 @@ static void load(void)
 	/* optional (an OpenBLAS built without LAPACK lacks them): NULL then */
 	*(void **)&spotrf_f = dlsym(h, "spotrf_");
 	*(void **)&strtri_f = dlsym(h, "strtri_");
+	*(void **)&dgesdd_f = dlsym(h, "dgesdd_");
 	blas.spotrf = spotrf_f ? spotrf_c : NULL;
 	blas.strtri = strtri_f ? strtri_c : NULL;
+	blas.dgesdd = dgesdd_f ? dgesdd_c : NULL;
 	if (why[0]) {
 		loaded = -1;
 		return;
@@ -93,6 +107,11 @@ void mcb_blas_set_threads(int n)
 	budget = n < 1 ? 1 : n;
 	if (loaded == 1)
 		set_threads(budget);
+}
+
+int mcb_blas_threads(void)
+{
+	return budget;
 }
 
 const struct mcb_blas *mcb_blas_get(struct mcb_errctx *e)

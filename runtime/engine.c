@@ -506,6 +506,7 @@ static int bind_lin(struct mcb_engine *en, const struct mcb_model *m, const char
 		l->row_bytes = q->row_bytes;
 		break;
 	case MCB_QF_FP8:
+	case MCB_QF_LOWRANK: /* rows of the product A B */
 		l->form = W_QROW;
 		break;
 	}

@@ -318,6 +318,17 @@ static int need(const struct mcb_model *m, const struct name_index *ix, const ch
 		want[1] = d1 / di->block * di->block_bytes; /* U8 [rows, row bytes] */
 		ok = t->dtype == MCB_DT_U8;
 		form = "U8 (ggml blocks)";
+	} else if (!strcmp(fmt, "lowrank")) {
+		const json_t *rk = json_object_get(rec, "rank"), *cl = json_object_get(rec, "cols");
+
+		if (ndim != 2 || !json_is_integer(cl) || json_integer_value(cl) != d1 ||
+		    !json_is_integer(rk))
+			return mcb_errf(e, MCB_EFORMAT,
+					"%s: tensor '%s': lowrank record needs \"rank\" and \"cols\" "
+					"%" PRId64, what, name, d1);
+		want[1] = (int64_t)json_integer_value(rk); /* A: F32 [rows, rank] */
+		ok = t->dtype == MCB_DT_F32;
+		form = "F32 (lowrank factor A)";
 	} else {
 		return mcb_errf(e, MCB_EFORMAT, "%s: tensor '%s': unknown quantization format '%s'",
 				what, name, fmt);

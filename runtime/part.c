@@ -10,7 +10,8 @@
 #include "mcb/model.h"
 #include "mcb/part.h"
 
-const char *const mcb_quant_side_keys[] = {"scale", "zero", "g_idx", "input_scale", "mask", NULL};
+const char *const mcb_quant_side_keys[] = {"scale", "zero", "g_idx", "input_scale", "mask", "b",
+					     NULL};
 
 void mcb_part_init(struct mcb_model *part, const struct mcb_model *src, const char *group,
 		   int64_t layer)
@@ -114,6 +115,9 @@ int mcb_part_apply(struct mcb_model *m, const struct mcb_model *part, struct mcb
 			return e->code;
 	json_object_foreach (recs, name, rec)
 		json_object_set(quant_of(m), name, rec);
-	m->cfg = part->cfg;
+	/* structured pruning changes the config in layer parts; the globals part
+	 * was planned from the unpruned model and keeps its config */
+	if (json_integer_value(json_object_get(json_object_get(part->meta, "part"), "layer")) >= 0)
+		m->cfg = part->cfg;
 	return 0;
 }

@@ -7,7 +7,7 @@
  * the format implies, and every value the dequantization reads is checked
  * once here (integer codes within the range of their bit width, zero points
  * likewise, g_idx entries < ngroups, scales finite, fp8 codes not NaN, the
- * fp16 scales of ggml blocks finite), so that mcb_qtensor_row never reads
+ * fp16 scales of ggml blocks finite, lowrank factors finite), so that mcb_qtensor_row never reads
  * out of bounds and never produces a NaN or infinity from a non-finite
  * stored number.  (A huge finite scale times a code may still overflow to
  * infinity; that is the value the record describes.)
@@ -20,9 +20,14 @@
  *          fp16(d) * q (exact), as the engine's kernels define them
  *   ggml   ggml's dequantization (mcb_dequantize_row_ggml)
  *   fp8    scale[r] * e4m3(q)
+ *   lowrank  sum_k A[r][k] * B[k][c] in double, k ascending, in blocks of
+ *          LR_BLOCK columns (each product of two floats is exact in
+ *          double), rounded once to float; no BLAS, so any thread count
+ *          gives the same bits
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +40,7 @@
 #include "mcb/tensor.h"
 
 #define BAD(...) mcb_errf(e, MCB_EFORMAT, __VA_ARGS__)
+#define LR_BLOCK 64 /* columns of a lowrank row summed at once */
 
 /* The record's key as a tensor of m named by a string value. */
 static int named_tensor(const struct mcb_model *m, const char *name, const json_t *rec,
@@ -255,6 +261,62 @@ static int get_fp8(const struct mcb_model *m, const char *name, const json_t *re
 	return 0;
 }
 
+/* A's and B's F32 values, every one finite. */
+static int check_finite_f32(const char *name, const struct mcb_tensor *t, struct mcb_errctx *e)
+{
+	const float *x = t->data;
+	uint64_t i, n = t->nbytes / sizeof(float);
+
+	for (i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return BAD("tensor '%s': value %" PRIu64 " of '%s' is not finite", name, i,
+				   t->name);
+	return 0;
+}
+
+static int get_lowrank(const struct mcb_model *m, const char *name, const json_t *rec,
+		       struct mcb_qtensor *q, struct mcb_errctx *e)
+{
+	const json_t *rk = json_object_get(rec, "rank"), *cl = json_object_get(rec, "cols");
+	const json_t *en = json_object_get(rec, "energy");
+	const struct mcb_tensor *a = q->codes;
+	uint64_t n;
+	int rc;
+
+	if (!json_is_integer(rk) || json_integer_value(rk) < 1)
+		return BAD("tensor '%s': lowrank record needs \"rank\" >= 1", name);
+	if (!json_is_integer(cl) || json_integer_value(cl) < 1)
+		return BAD("tensor '%s': lowrank record needs \"cols\" >= 1", name);
+	if (en && !(json_is_number(en) && json_number_value(en) >= 0 &&
+		    json_number_value(en) <= 1))
+		return BAD("tensor '%s': lowrank \"energy\" must be a number in [0, 1]", name);
+	q->rank = (int64_t)json_integer_value(rk);
+	q->cols = (int64_t)json_integer_value(cl);
+	if (__builtin_mul_overflow((uint64_t)q->rows, (uint64_t)q->cols, &n) || n > INT64_MAX)
+		return BAD("tensor '%s': a %" PRId64 " x %" PRId64 " weight overflows", name,
+			   q->rows, q->cols);
+	if (a->dtype != MCB_DT_F32)
+		return BAD("tensor '%s': lowrank factor A must be F32, not %s", name,
+			   mcb_dtype_info(a->dtype)->name);
+	if (a->shape[1] != q->rank)
+		return BAD("tensor '%s': lowrank factor A has %" PRId64 " columns, the record's rank "
+			   "is %" PRId64, name, a->shape[1], q->rank);
+	if (q->rank > q->rows || q->rank > q->cols)
+		return BAD("tensor '%s': rank %" PRId64 " is above min(%" PRId64 ", %" PRId64 ")",
+			   name, q->rank, q->rows, q->cols);
+	if ((rc = named_tensor(m, name, rec, "b", 1, &q->b, e)))
+		return rc;
+	if (q->b->dtype != MCB_DT_F32 || q->b->ndim != 2 || q->b->shape[0] != q->rank ||
+	    q->b->shape[1] != q->cols)
+		return BAD("tensor '%s': lowrank factor B '%s' must be F32 (%" PRId64 ", %" PRId64
+			   "), not %s %s", name, q->b->name, q->rank, q->cols,
+			   mcb_dtype_info(q->b->dtype)->name,
+			   q->b->ndim == 2 ? "of another shape" : "of another rank");
+	if ((rc = check_finite_f32(name, a, e)) || (rc = check_finite_f32(name, q->b, e)))
+		return rc;
+	return 0;
+}
+
 int mcb_qtensor_get(const struct mcb_model *m, const char *name, struct mcb_qtensor *q,
 		    struct mcb_errctx *e)
 {
@@ -301,6 +363,10 @@ int mcb_qtensor_get(const struct mcb_model *m, const char *name, struct mcb_qten
 	if (!strcmp(f, "fp8")) {
 		q->format = MCB_QF_FP8;
 		return get_fp8(m, name, rec, q, e);
+	}
+	if (!strcmp(f, "lowrank")) {
+		q->format = MCB_QF_LOWRANK;
+		return get_lowrank(m, name, rec, q, e);
 	}
 	return BAD("tensor '%s': unknown quantization format '%.32s'", name, f);
 }
@@ -373,6 +439,27 @@ void mcb_qtensor_row(const struct mcb_qtensor *q, int64_t r, float *out)
 			out[c] = s * mcb_e4m3_to_f32(p[c]);
 		break;
 	}
+	case MCB_QF_LOWRANK: {
+		const float *a = (const float *)q->codes->data + r * q->rank;
+		const float *b = q->b->data;
+		double acc[LR_BLOCK];
+		int64_t n, k, j;
+
+		for (c = 0; c < cols; c += LR_BLOCK) {
+			n = cols - c < LR_BLOCK ? cols - c : LR_BLOCK;
+			memset(acc, 0, sizeof(acc));
+			for (k = 0; k < q->rank; k++) {
+				const double ak = a[k];
+				const float *bk = b + k * cols + c;
+
+				for (j = 0; j < n; j++)
+					acc[j] += ak * (double)bk[j];
+			}
+			for (j = 0; j < n; j++)
+				out[c + j] = (float)acc[j];
+		}
+		break;
+	}
 	}
 }
 
@@ -386,5 +473,7 @@ uint64_t mcb_qtensor_bytes(const struct mcb_qtensor *q)
 		n += q->zero->nbytes;
 	if (q->g_idx)
 		n += q->g_idx->nbytes;
+	if (q->b)
+		n += q->b->nbytes;
 	return n;
 }

@@ -94,6 +94,7 @@ static const struct shape export_shape[] = {
 	{"bytes", S_NUM, 0, NULL, NULL},
 	{"compression_ratio", S_NUM, 0, NULL, NULL},
 	{"bits_per_weight", S_NUM, 0, NULL, NULL},
+	{"parameters", S_NUM, S_OPT, NULL, NULL},
 	{NULL, 0, 0, NULL, NULL},
 };
 static const struct shape gate_shape[] = {

@@ -24,6 +24,7 @@ static const struct mcb_stepkind *const kinds[] = {
 	&mcb_step_assemble,
 	&mcb_step_calibrate,
 	&mcb_step_prune,
+	&mcb_step_lowrank,
 };
 
 const struct mcb_stepkind *mcb_stepkind_find(const char *name)

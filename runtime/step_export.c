@@ -18,6 +18,9 @@
  *           of m to fp16 and Q4_1's two roundings (q*d + m), ~1 fp16 ulp of m
  *       other int records and "fp8" records are refused (the planner does
  *       not plan them for gguf)
+ *     - "lowrank" records: the product A B as a dense F16 tensor, as every
+ *       export writes them (no runtime loads a factored linear layer); the
+ *       step log counts them
  *     - keys: llama.* from the config (llama.attention.key_length and
  *       value_length too when head_dim != dim / n_heads), the source's
  *       passthrough keys (tokenizer.*), or a placeholder vocabulary;
@@ -59,7 +62,7 @@
  *         says "activations": "none"; W8A8: {"type": "int", "strategy":
  *         "tensor", "dynamic": false, ...}, "output_activations": null}},
  *         "ignore": ["lm_head", float Linear modules], "kv_cache_scheme": null}
- *     - plain float otherwise
+ *     - plain float otherwise (lowrank weights: the dense F16 product)
  *     Pruned weights (records with "sparsity" and "mask") add "<hf name>_mask"
  *     U8 [out, in] (1 = kept), and config.json a sparsity_config in
  *     compressed-tensors' shape (config/base.py SparsityCompressionConfig:
@@ -136,7 +139,7 @@ enum {
 };
 
 /* Record keys that name side tensors (not exported as tensors of their own). */
-static const char *const side_keys[] = {"scale", "zero", "g_idx", "mask", "input_scale"};
+static const char *const side_keys[] = {"scale", "zero", "g_idx", "mask", "input_scale", "b"};
 #define NSIDE (sizeof(side_keys) / sizeof(side_keys[0]))
 
 /* One export run. */
@@ -147,6 +150,7 @@ struct ex {
 	size_t nowned, cap;
 	struct mcb_tensor *outs;      /* safetensors output tensors, nout of outcap */
 	size_t nout, outcap;
+	int nlowrank;                 /* lowrank weights written as dense products */
 };
 
 static const json_t *quant_record(const struct mcb_model *m, const char *name)
@@ -236,6 +240,43 @@ static void *ex_copy(struct ex *x, const void *src, size_t n, const char *name)
 	if (p)
 		memcpy(p, src, n);
 	return p;
+}
+
+/*
+ * A lowrank weight q (qtensor.h) as a dense F16 tensor (rows, cols) named
+ * like it, its data owned by the export: the runtimes have no factored
+ * linear layer, so the product A B is what they load.  MCB_ERANGE naming
+ * the tensor when a value is beyond fp16.
+ */
+static int lowrank_dense(struct ex *x, const struct mcb_qtensor *q, struct mcb_tensor *out)
+{
+	uint16_t *h = ex_alloc(x, (size_t)(q->rows * q->cols), sizeof(uint16_t), q->name);
+	float *row = ex_alloc(x, (size_t)q->cols, sizeof(float), q->name);
+	int64_t r, c;
+
+	if (!h || !row)
+		return x->sc->e->code;
+	for (r = 0; r < q->rows; r++) {
+		mcb_qtensor_row(q, r, row);
+		for (c = 0; c < q->cols; c++) {
+			if (!(fabsf(row[c]) <= 65504.0f))
+				return mcb_errf(x->sc->e, MCB_ERANGE,
+						"tensor '%s': the low-rank product has %g at row %"
+						PRId64 ", column %" PRId64 ", beyond F16",
+						q->name, (double)row[c], r, c);
+			h[r * q->cols + c] = mcb_f32_to_f16(row[c]);
+		}
+	}
+	memset(out, 0, sizeof(*out));
+	out->name = q->name;
+	out->dtype = MCB_DT_F16;
+	out->ndim = 2;
+	out->shape[0] = q->rows;
+	out->shape[1] = q->cols;
+	out->data = h;
+	out->nbytes = (size_t)(q->rows * q->cols) * sizeof(uint16_t);
+	x->nlowrank++;
+	return 0;
 }
 
 /* The scale of group i of q as an fp16 value; -1 when an F32 scale is not one. */
@@ -528,11 +569,21 @@ static int export_gguf(struct ex *x)
 					      "store (export fp8 as safetensors)",
 					      t->name);
 				break;
+			case MCB_QF_LOWRANK: {
+				struct mcb_tensor dense;
+
+				if ((rc = lowrank_dense(x, &q, &dense)))
+					break;
+				type = dense.dtype;
+				data = dense.data;
+				nbytes = dense.nbytes;
+				break;
+			}
 			}
 			if (rc)
 				break;
 			count[type]++;
-			nquant += q.format != MCB_QF_FLOAT;
+			nquant += q.format != MCB_QF_FLOAT && q.format != MCB_QF_LOWRANK;
 			if (type == MCB_DT_Q6_K &&
 			    (ends_with(t->name, ".attn_v.weight") || ends_with(t->name, ".ffn_down.weight")))
 				q6_mix = 1;
@@ -745,6 +796,7 @@ static int export_safetensors(struct ex *x)
 		const json_t *rec = quant_record(m, t->name);
 		const char *mod, *hf, *is = mcb_param_str(rec, "input_scale", NULL);
 		struct mcb_qtensor q;
+		struct mcb_tensor dense; /* a lowrank weight's product */
 		enum st_kind kind = ST_FLOAT;
 
 		if (is_side(m, t->name))
@@ -782,13 +834,17 @@ static int export_safetensors(struct ex *x)
 				      "store (export gguf)",
 				      t->name, mcb_dtype_info(q.ggml)->name);
 			break;
+		} else if (q.format == MCB_QF_LOWRANK && (rc = lowrank_dense(x, &q, &dense))) {
+			break;
 		}
 		nkind[kind]++;
 		if (kind == ST_FLOAT) {
+			const struct mcb_tensor *ft = q.format == MCB_QF_LOWRANK ? &dense : t;
+
 			json_array_append_new(unq, json_string(hf));
 			if (is_linear(t->name))
 				json_array_append_new(ignore, json_string(mod));
-			rc = add_hf(x, t, hf, t->name, 2, t->shape[0], t->shape[1]);
+			rc = add_hf(x, ft, hf, t->name, 2, ft->shape[0], ft->shape[1]);
 		} else if (kind == ST_INT8) {
 			int64_t g = q.group_size;
 
@@ -1082,6 +1138,7 @@ static int export_packed(struct ex *x, int gptq)
 		const struct mcb_tensor *t = &m->tensors[i];
 		const char *mod;
 		struct mcb_qtensor q;
+		struct mcb_tensor dense; /* a lowrank weight's product */
 
 		if (is_side(m, t->name))
 			continue;
@@ -1102,7 +1159,12 @@ static int export_packed(struct ex *x, int gptq)
 			rc = pack_weight(x, &pk, &q, mod);
 			continue;
 		}
-		if (q.format != MCB_QF_FLOAT) {
+		if (q.format == MCB_QF_LOWRANK) {
+			if ((rc = lowrank_dense(x, &q, &dense)))
+				break;
+			t = &dense;
+		}
+		if (q.format != MCB_QF_FLOAT && q.format != MCB_QF_LOWRANK) {
 			rc = mcb_errf(sc->e, MCB_EUNSUP, "tensor '%s' is quantized as %s, which a %s "
 				      "checkpoint cannot hold (int records only)", t->name,
 				      q.format == MCB_QF_FP8 ? "fp8" : "ggml blocks",
@@ -1192,6 +1254,12 @@ static int run_export(struct mcb_stepctx *sc)
 		else
 			rc = mcb_errf(sc->e, MCB_EUNSUP, "unknown export format '%s'", format);
 	}
+	if (!rc && x.nlowrank)
+		mcb_step_log(sc,
+			     "%d low-rank weight%s written as dense F16 products (%s has no factored "
+			     "linear layer)",
+			     x.nlowrank, x.nlowrank == 1 ? "" : "s",
+			     !strcmp(format, "gguf") ? "llama.cpp" : "vLLM's Llama");
 	for (i = 0; i < x.nowned; i++)
 		free(x.owned[i]);
 	free(x.owned);

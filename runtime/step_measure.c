@@ -28,6 +28,7 @@
 #include "mcb/part.h"
 #include "mcb/qtensor.h"
 #include "mcb/os.h"
+#include "mcb/safetensors.h"
 #include "mcb/step.h"
 
 static int cmp_double(const void *a, const void *b)
@@ -50,7 +51,8 @@ static double pct(const double *x, size_t n, double q)
 
 /* Parameters: elements of every weight, counted in the weight's own shape
  * whatever holds it (codes, ggml blocks), side tensors (scales, zero
- * points, g_idx, masks) not. */
+ * points, g_idx, masks) not; a lowrank weight counts its factors,
+ * rank * (rows + cols). */
 static uint64_t count_parameters(const struct mcb_model *m)
 {
 	json_t *quant = json_object_get(m->meta, "quant"), *rec;
@@ -74,11 +76,32 @@ static uint64_t count_parameters(const struct mcb_model *m)
 		if (side)
 			continue;
 		if (json_object_get(quant, t->name) && !mcb_qtensor_get(m, t->name, &q, &e))
-			n += (uint64_t)(q.rows * q.cols);
+			n += q.format == MCB_QF_LOWRANK ? (uint64_t)q.rank * (uint64_t)(q.rows + q.cols)
+							: (uint64_t)(q.rows * q.cols);
 		else
 			n += mcb_tensor_numel(t);
 	}
 	return n;
+}
+
+/* The uncompressed model's parameters: every element of the imported
+ * model (input "baseline", read from its header alone), else m's. */
+static int baseline_parameters(struct mcb_stepctx *sc, const struct mcb_model *m, uint64_t *n)
+{
+	const struct mcb_step_input *in = mcb_step_input(sc, "baseline");
+	struct mcb_st_file f;
+	size_t i;
+
+	if (!in) {
+		*n = count_parameters(m);
+		return 0;
+	}
+	if (mcb_st_open(in->path, &f, sc->e))
+		return sc->e->code;
+	for (*n = 0, i = 0; i < f.ntensors; i++)
+		*n += mcb_tensor_numel(&f.tensors[i]);
+	mcb_st_close(&f);
+	return 0;
 }
 
 static int run_measure(struct mcb_stepctx *sc)
@@ -96,6 +119,7 @@ static int run_measure(struct mcb_stepctx *sc)
 	int32_t *ids = NULL;
 	float *last = NULL;
 	int64_t r, t, vocab;
+	uint64_t base = 0;
 	json_t *out;
 	int rc;
 
@@ -163,13 +187,17 @@ static int run_measure(struct mcb_stepctx *sc)
 			"decode_tokens_per_s", (double)D / pct(decode, (size_t)R, 0.5), "token_ms_p50",
 			pct(tok, (size_t)(R * D), 0.5), "token_ms_p99", pct(tok, (size_t)(R * D), 0.99),
 			"peak_rss_bytes", (json_int_t)ru.ru_maxrss * 1024);
+	if (!rc && (rc = baseline_parameters(sc, &m, &base)))
+		goto out;
 	json_object_set_new(out, "model",
-			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
-				      "parameters", (json_int_t)count_parameters(&m), "weight_bytes",
+			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+				      "parameters", (json_int_t)count_parameters(&m),
+				      "baseline_parameters", (json_int_t)base, "weight_bytes",
 				      (json_int_t)mcb_engine_weight_bytes(en), "kv_bytes_per_pos",
 				      (json_int_t)mcb_engine_kv_bytes_per_pos(en), "n_layers",
 				      (json_int_t)m.cfg.n_layers, "dim", (json_int_t)m.cfg.dim,
-				      "hidden_dim", (json_int_t)m.cfg.hidden_dim, "n_heads",
+				      "hidden_dim", (json_int_t)m.cfg.hidden_dim, "head_dim",
+				      (json_int_t)m.cfg.head_dim, "n_heads",
 				      (json_int_t)m.cfg.n_heads, "n_kv_heads",
 				      (json_int_t)m.cfg.n_kv_heads, "vocab", (json_int_t)vocab,
 				      "seq_len", (json_int_t)m.cfg.seq_len, "tied",
@@ -189,7 +217,7 @@ out:
 
 const struct mcb_stepkind mcb_step_measure = {
 	.name = "measure",
-	.version = 2,
+	.version = 3,
 	.run = run_measure,
 	.exclusive = 1,
 };

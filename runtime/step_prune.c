@@ -451,6 +451,6 @@ static int run_prune(struct mcb_stepctx *sc)
 
 const struct mcb_stepkind mcb_step_prune = {
 	.name = "prune",
-	.version = 1,
+	.version = 2,
 	.run = run_prune,
 };

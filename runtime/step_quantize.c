@@ -720,6 +720,6 @@ out:
 
 const struct mcb_stepkind mcb_step_quantize = {
 	.name = "quantize",
-	.version = 2,
+	.version = 3,
 	.run = run_quantize,
 };

@@ -371,7 +371,9 @@ static json_t *performance_section(const json_t *p, const json_t *meas, const js
 	const json_t *mm = json_object_get(meas, "model");
 	const json_t *peak = json_object_get(hw, "peak_tflops");
 	double params = num(mm, "parameters"), layers = num(mm, "n_layers"), dim = num(mm, "dim");
-	double kv_dim = dim * num(mm, "n_kv_heads") / num(mm, "n_heads");
+	/* heads may have been pruned: n_heads * head_dim below dim */
+	double hd = num(mm, "head_dim") > 0 ? num(mm, "head_dim") : dim / num(mm, "n_heads");
+	double kv_dim = hd * num(mm, "n_kv_heads"), q_dim = hd * num(mm, "n_heads");
 	double ctx = num(p, "context") > 0 ? num(p, "context") : num(mm, "seq_len");
 	double batch = num(p, "batch"), bw = num(hw, "bandwidth_gbs");
 	const char *dtype = compute_dtype(format, quantized, peak);
@@ -381,7 +383,7 @@ static json_t *performance_section(const json_t *p, const json_t *meas, const js
 	 * position and channel of every layer */
 	double embd = num(mm, "vocab") * dim;
 	double lin = params - (json_is_true(json_object_get(mm, "tied")) ? 0 : embd);
-	double flops = 2 * lin + 4 * layers * dim * ctx;
+	double flops = 2 * lin + 4 * layers * q_dim * ctx;
 	double kv_per_tok = 2 * layers * kv_dim * 2; /* K and V, fp16 */
 	double bytes = (double)export_bytes + kv_per_tok * ctx;
 	double mem_bound = bw * 1e9 / bytes, comp_bound = tflops > 0 ? tflops * 1e12 / flops : INFINITY;
@@ -419,7 +421,7 @@ static int run_report(struct mcb_stepctx *sc)
 	json_t *quality = json_null(), *files = json_array(), *r = NULL;
 	struct mcb_buf md = MCB_BUF_INIT, html = MCB_BUF_INIT;
 	uint64_t bytes = 0;
-	double params;
+	double params, kept;
 	int gated = 0, rc = 0, quantized;
 	size_t i;
 
@@ -437,7 +439,8 @@ static int run_report(struct mcb_stepctx *sc)
 				     failures, &quality, &gated);
 	if (rc)
 		goto out;
-	params = num(json_object_get(meas, "model"), "parameters");
+	params = num(json_object_get(meas, "model"), "baseline_parameters");
+	kept = num(json_object_get(meas, "model"), "parameters");
 	r = json_pack("{s:i, s:O, s:O, s:s, s:O}", "report_version", MCB_REPORT_VERSION,
 		      "mcbuild_version", json_object_get(p, "mcbuild_version"), "target",
 		      json_object_get(p, "target"), "verdict",
@@ -460,11 +463,12 @@ static int run_report(struct mcb_stepctx *sc)
 					      json_object_get(hw, "peak_tflops")));
 	}
 	json_object_set_new(r, "export",
-			    json_pack("{s:O, s:O, s:I, s:f, s:f}", "format",
+			    json_pack("{s:O, s:O, s:I, s:f, s:f, s:f}", "format",
 				      json_object_get(p, "export"), "files", files, "bytes",
 				      (json_int_t)bytes, "compression_ratio",
 				      bytes ? params * 4 / (double)bytes : 0.0, "bits_per_weight",
-				      params > 0 ? (double)bytes * 8 / params : 0.0));
+				      params > 0 ? (double)bytes * 8 / params : 0.0, "parameters",
+				      kept));
 	json_object_set(r, "quality", quality);
 	json_object_set_new(r, "performance",
 			    performance_section(json_object_get(p, "performance"), meas,
@@ -506,7 +510,7 @@ static int wants(const char *slot)
 
 const struct mcb_stepkind mcb_step_report = {
 	.name = "report",
-	.version = 1,
+	.version = 2,
 	.run = run_report,
 	.wants = wants,
 };

@@ -11,6 +11,7 @@
 #include "mcb/calib.h"
 #include "mcb/err.h"
 #include "mcb/part.h"
+#include "mcb/qtensor.h"
 #include "mcb/quant.h"
 #include "mcb/step.h"
 #include "mcb/wstep.h"
@@ -52,8 +53,48 @@ int mcb_wstep_begin(struct mcb_wstep *w, struct mcb_stepctx *sc)
 	return 0;
 }
 
+/* Whether name is a side tensor (scales, zero points, ...) that one of m's
+ * records names: those travel with their weight. */
+static int is_side_tensor(const struct mcb_model *m, const char *name)
+{
+	const char *key;
+	json_t *rec;
+	size_t i;
+
+	json_object_foreach(json_object_get(m->meta, "quant"), key, rec) {
+		for (i = 0; mcb_quant_side_keys[i]; i++) {
+			const char *side = json_string_value(json_object_get(rec, mcb_quant_side_keys[i]));
+
+			if (side && !strcmp(side, name))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Write part.safetensors, holding every tensor of the group: the ones the
+ * step wrote and, unchanged, the rest (norms, weights it skipped), so that
+ * the next step of the stack, whose model input is this part, sees the whole
+ * group (a head-pruned layer's FFN, for one).
+ */
 int mcb_wstep_finish(struct mcb_wstep *w)
 {
+	const char *prefix = w->layer < 0 ? "blk."
+					  : mcb_arena_printf(w->sc->scratch, "blk.%lld.",
+							     (long long)w->layer);
+	size_t i, np = strlen(prefix);
+	int rc;
+
+	for (i = 0; i < w->src->ntensors; i++) {
+		const char *name = w->src->tensors[i].name;
+		int in_group = !strncmp(name, prefix, np) == (w->layer >= 0);
+
+		if (!in_group || mcb_model_find(&w->part, name) || is_side_tensor(w->src, name))
+			continue;
+		if ((rc = mcb_part_copy(&w->part, w->src, name, w->sc->e)))
+			return rc;
+	}
 	return mcb_model_save_ir(&w->part, mcb_step_outpath(w->sc, "part.safetensors"), w->sc->e);
 }
 
@@ -71,13 +112,14 @@ json_t *mcb_wstep_src_record(const struct mcb_wstep *w, const char *name)
 	return json_object_get(json_object_get(w->src->meta, "quant"), name);
 }
 
-/* Quantized codes (not a float weight: no record, an F16 fallback, or a
- * pruned float weight with its mask). */
+/* Quantized codes (not a float weight: no record, an F16 fallback, a
+ * pruned float weight with its mask, or a lowrank factorization). */
 int mcb_wstep_is_quantized(const json_t *rec)
 {
 	const char *f = json_string_value(json_object_get(rec, "format"));
 
-	return rec && !json_object_get(rec, "fallback") && !(f && !strcmp(f, "float"));
+	return rec && !json_object_get(rec, "fallback") &&
+	       !(f && (!strcmp(f, "float") || !strcmp(f, "lowrank")));
 }
 
 /* The float weights of name in the source (malloc'd), checked finite. */
@@ -87,10 +129,12 @@ int mcb_wstep_weights(struct mcb_wstep *w, const char *name, int64_t *rows, int6
 	const struct mcb_tensor *t = mcb_model_find(w->src, name);
 	struct mcb_errctx *e = w->sc->e;
 	size_t n;
-	int64_t bad;
+	int64_t bad, r;
 	float *x;
+	struct mcb_qtensor lr; /* a lowrank weight (qtensor.h): read as the product */
 
 	*out = NULL;
+	lr.format = MCB_QF_FLOAT;
 	if (!t)
 		return mcb_errf(e, MCB_EFORMAT, "the model has no tensor '%s'", name);
 	if (mcb_wstep_is_quantized(mcb_wstep_src_record(w, name)))
@@ -99,13 +143,21 @@ int mcb_wstep_weights(struct mcb_wstep *w, const char *name, int64_t *rows, int6
 		return mcb_errf(e, MCB_EFORMAT, "tensor '%s' is not a vector or a matrix", name);
 	*rows = t->shape[0];
 	*cols = t->ndim == 2 ? t->shape[1] : 1;
+	if (!strcmp(mcb_param_str(mcb_wstep_src_record(w, name), "format", ""), "lowrank")) {
+		if (mcb_qtensor_get(w->src, name, &lr, e))
+			return e->code;
+		*cols = lr.cols;
+	}
 	if (mcb_mul_ok((size_t)*rows, (size_t)*cols, &n) || mcb_mul_ok(n, sizeof(float), &n))
 		return mcb_errf(e, MCB_ERANGE, "tensor '%s' is too large", name);
 	x = malloc(n ? n : 1);
 	if (!x)
 		return mcb_errf(e, MCB_ENOMEM, "cannot allocate %zu bytes for tensor '%s'", n,
 				name);
-	if (mcb_tensor_to_f32(t, x, e)) {
+	if (lr.format == MCB_QF_LOWRANK) {
+		for (r = 0; r < *rows; r++)
+			mcb_qtensor_row(&lr, r, x + r * *cols);
+	} else if (mcb_tensor_to_f32(t, x, e)) {
 		free(x);
 		return e->code;
 	}

@@ -109,7 +109,8 @@ int mcb_model_remove(struct mcb_model *m, const char *name);
  * its shape (q: n_heads * head_dim rows) and a dtype its record allows
  * (qtensor.h): F32, F16 or BF16 without a record (or with a fallback or
  * "float" record); I8 or U8 codes for "int"; F8_E4M3 for "fp8"; U8 [rows,
- * row bytes] for "ggml".  output.weight must be present exactly when the
+ * row bytes] for "ggml"; F32 [rows, rank] (the factor A, "cols" the
+ * config's) for "lowrank".  output.weight must be present exactly when the
  * embeddings are not tied.  Side tensors (scales, masks) are checked where
  * a weight is read (mcb_qtensor_get).  what names the source in messages.
  * Returns 0 or MCB_EFORMAT.

@@ -38,7 +38,8 @@ int mcb_part_copy(struct mcb_model *part, const struct mcb_model *src, const cha
 int mcb_part_apply(struct mcb_model *m, const struct mcb_model *part, struct mcb_errctx *e);
 
 /* The side tensors a record names ("scale", "zero", "g_idx", "input_scale",
- * "mask"), NULL-terminated. */
+ * "mask", and a lowrank record's "b": the factor "X.lowrank_b"),
+ * NULL-terminated. */
 extern const char *const mcb_quant_side_keys[];
 
 #endif

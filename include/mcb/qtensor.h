@@ -20,6 +20,15 @@
  *   "format": "fp8"
  *       X       F8_E4M3 codes [rows, cols]; "scale": F32 [rows]
  *       value[r][c] = scale[r] * e4m3(q[r][c])
+ *   "format": "lowrank" (runtime/step_lowrank.c: truncated SVD, lowrank.h)
+ *       X       A, F32 [rows, rank]: U_r diag(s_r)
+ *       "b"     name of B ("X.lowrank_b"), F32 [rank, cols]: V_r^T
+ *       "rank"  1 .. min(rows, cols); "cols" the weight's columns
+ *       "energy" optional: the fraction of sum(s^2) kept (informative)
+ *       value[r][c] = sum_{k<rank} A[r][k] * B[k][c], summed in double in
+ *       order k = 0, 1, ..., then rounded to float
+ *       The weight is rows x cols (not X's shape); it is not quantized:
+ *       a later technique reads it dense and replaces the record.
  *
  * Any record may carry "method" (what produced it: "rtn", "gptq", "awq", ...,
  * informative) and "sparsity" ("2:4", "unstructured": the zeros are already
@@ -39,7 +48,7 @@
 struct mcb_errctx;
 struct mcb_model;
 
-enum mcb_qformat { MCB_QF_FLOAT, MCB_QF_INT, MCB_QF_GGML, MCB_QF_FP8 };
+enum mcb_qformat { MCB_QF_FLOAT, MCB_QF_INT, MCB_QF_GGML, MCB_QF_FP8, MCB_QF_LOWRANK };
 
 struct mcb_qtensor {
 	const char *name;
@@ -58,6 +67,9 @@ struct mcb_qtensor {
 	enum mcb_dtype ggml;              /* block type */
 	size_t row_bytes;
 	/* fp8: scale as above */
+	/* lowrank: codes is A (rows, rank) */
+	int64_t rank;
+	const struct mcb_tensor *b;       /* B (rank, cols) */
 };
 
 /*
@@ -72,7 +84,8 @@ int mcb_qtensor_get(const struct mcb_model *m, const char *name, struct mcb_qten
 /* Exact dequantization of row r into out (cols,). */
 void mcb_qtensor_row(const struct mcb_qtensor *q, int64_t r, float *out);
 
-/* Bytes the weight occupies in the internal form (codes and side tensors). */
+/* Bytes the weight occupies in the internal form (codes and side tensors;
+ * lowrank: 4 * rank * (rows + cols)). */
 uint64_t mcb_qtensor_bytes(const struct mcb_qtensor *q);
 
 #endif

@@ -81,6 +81,7 @@ extern const struct mcb_stepkind mcb_step_report;
 extern const struct mcb_stepkind mcb_step_assemble;
 extern const struct mcb_stepkind mcb_step_calibrate;
 extern const struct mcb_stepkind mcb_step_prune;
+extern const struct mcb_stepkind mcb_step_lowrank;
 
 /* Read a small JSON input (an earlier step's output) of slot name: a new
  * reference, or NULL with sc->e set. */

@@ -45,11 +45,13 @@ void mcb_wstep_release(struct mcb_wstep *w);
 /* The source's record for name, or NULL. */
 struct json_t *mcb_wstep_src_record(const struct mcb_wstep *w, const char *name);
 /* Whether a record describes quantized codes (not a float weight: no
- * record, an F16 fallback, or a pruned float weight, "format": "float"). */
+ * record, an F16 fallback, a pruned float weight, "format": "float", or a
+ * factored one, "format": "lowrank"). */
 int mcb_wstep_is_quantized(const struct json_t *rec);
 
 /* The float values of tensor name (a vector: cols = 1) malloc'd, checked
- * finite; refused when the tensor is quantized already. */
+ * finite (a lowrank weight: the product A B, rows x cols); refused when the
+ * tensor is quantized already. */
 int mcb_wstep_weights(struct mcb_wstep *w, const char *name, int64_t *rows, int64_t *cols,
 		      float **out);
 

@@ -25,10 +25,14 @@
 #      quantizers; llama.cpp's logits and the engine's (GGML mode) equal as
 #      float32, in one batch and token by token; mcbuild's kernels against
 #      llama.cpp's own (build/tests/ggml_oracle).
+#   8. GPTQ/AWQ checkpoints through an independent reader (export_check.sh).
+#   9. Structured pruning (tests/compat/pruned): smaller tensors, fewer
+#      parameters, llama.cpp loads the GGUF and agrees with the engine;
+#      mcbuild's own 4-bit GGUF (the example's cpu-avx2-q4) the same way.
 #
 # Output: build/compat/ (logs and logits JSON).  Closing line
 # "compat: N passed, N failed[, N skipped]"; exit 1 on any failure, 0 when
-# everything passed or the test model is missing (SKIPPED).  About 10 s.
+# everything passed or the test model is missing (SKIPPED).  About 150 s.
 
 set -u
 
@@ -514,6 +518,46 @@ fi
 step "GPTQ/AWQ packings read back by pack_check.py (export_check.sh)" \
 	sh "$HERE/export_check.sh" "$(dirname "$MCB")/tests/test_export" &&
 	tail -n 1 "$log" | sed 's/^/       /'
+# ---------------------------------------------------------------------------
+
+# ---- 9. structured pruning and mcbuild's 4-bit GGUF --------------------------
+# tests/compat/pruned: stories260K with a quarter of its attention heads
+# (q/k/v/o shrink, n_heads 8 -> 6, n_kv_heads 4 -> 3, head_dim 8 kept: the
+# GGUF carries key_length/value_length), a quarter of its FFN channels
+# (hidden_dim 172 -> 129), and heads pruned then int8.  Each: fewer
+# parameters in report.json than the baseline, llama.cpp loads and
+# evaluates the GGUF, and the engine (GGML mode) gives its logits to 1e-4.
+# The example workspace's Q4 target (section 4: Q4_K requested, Q4_1 where
+# rows of 64 do not fill a 256-block, F16 for ffn_down) goes the same way.
+PW=$OUT/pruned
+mkdir -p "$PW"
+sed "s#path: .*stories260K.bin#path: $MODEL#" "$HERE/pruned/mcbuild.yaml" >"$PW/mcbuild.yaml"
+# fewer_params REPORT.json: the export's parameters below the baseline's
+fewer_params() {
+	$PY -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+base, kept = r["model"]["parameters"], r["export"]["parameters"]
+print("parameters: %d of %d (%.1f%%)" % (kept, base, 100.0 * kept / base))
+sys.exit(0 if kept < base else 1)' "$1"
+}
+# gguf_pair NAME FILE: llama.cpp and the engine on FILE, compared
+gguf_pair() {
+	step "llama.cpp evaluates $1" $EVAL "$2" "$IDS64" "$OUT/$1.llama.json" &&
+		step "engine (ggml) evaluates $1" "$EL" "$2" "$IDS64" "$OUT/$1.engine.json" \
+			--mode ggml --threads 2 &&
+		step "engine (ggml) $1 logits within $ENGINE_TOL of llama.cpp's" \
+			$LG compare "$OUT/$1.llama.json" "$OUT/$1.engine.json" "$ENGINE_TOL" 1e-6
+}
+if step "mcbuild builds the structured-pruning workspace" "$MCB" -C "$PW" targets/; then
+	for t in heads channels heads-int8; do
+		step "$t: fewer parameters than the baseline" fewer_params \
+			"$PW/targets/$t/report.json" && sed 's/^/       /' "$log"
+		gguf_pair "pruned-$t" "$PW/targets/$t/model.gguf"
+	done
+fi
+[ -f "$WS/targets/cpu-avx2-q4/model.gguf" ] &&
+	gguf_pair "mcbuild-q4" "$WS/targets/cpu-avx2-q4/model.gguf"
 # ---------------------------------------------------------------------------
 
 finish
