@@ -335,6 +335,7 @@ struct lin {
 	struct mcb_qtensor qt; /* the weight as qtensor describes it */
 	enum acttype act;  /* what the engine's mode feeds it */
 	int tiled;         /* n > 1 runs dequantized tiles through SGEMM */
+	float ascale;      /* W8A8: the static activation scale, 0: float inputs */
 };
 
 /* Quantized activations of one dot type, rows of maxcols values (struct
@@ -384,6 +385,7 @@ struct mcb_engine {
 	struct actbuf act[A_COUNT];    /* quantized activations (A_Q8 .. A_Q8KR), when used */
 	int need_act[A_COUNT];         /* 1 when some weight consumes that type */
 	float *rowbuf;                 /* (threads, maxcols) a dequantized row (W_QROW, W_GGML) */
+	float *xq;                     /* (maxb, maxcols) int8-rounded inputs of W8A8 weights */
 	uint16_t *ah;                  /* (maxb, maxcols) fp16 activation */
 	uint16_t *abh;                 /* (maxb, maxcols) bf16 activation */
 	float *tile;                   /* (threads, tile_floats) dequantized weight tiles, or NULL */
@@ -465,6 +467,28 @@ static int check_supported(const struct mcb_model *m, struct mcb_errctx *e)
 /* Resolve tensor name (rows, cols) into a lin: its qtensor description
  * (record and side tensors checked there), the kernel form, and in GGML
  * mode the activation type and ggml kernel order llama.cpp would use. */
+static int bind_ascale(const struct mcb_model *m, struct lin *l, struct mcb_errctx *e)
+{
+	const json_t *rec = json_object_get(json_object_get(m->meta, "quant"), l->name);
+	const char *sn = json_string_value(json_object_get(rec, "input_scale"));
+	const struct mcb_tensor *t;
+	float s;
+
+	if (!sn)
+		return 0;
+	t = mcb_model_find(m, sn);
+	if (!t || t->dtype != MCB_DT_F32 || mcb_tensor_numel(t) != 1)
+		return mcb_errf(e, MCB_EFORMAT,
+				"engine: '%s': its input_scale '%s' is not one F32 value", l->name,
+				sn);
+	memcpy(&s, t->data, sizeof(s));
+	if (!(s > 0.0f) || !isfinite(s))
+		return mcb_errf(e, MCB_EFORMAT, "engine: '%s': input_scale %g is not positive",
+				l->name, (double)s);
+	l->ascale = s;
+	return 0;
+}
+
 static int bind_lin(struct mcb_engine *en, const struct mcb_model *m, const char *name,
 		    int64_t rows, int64_t cols, struct lin *l, struct mcb_errctx *e)
 {
@@ -548,7 +572,7 @@ static int bind_lin(struct mcb_engine *en, const struct mcb_model *m, const char
 	}
 	en->need_act[l->act] = 1;
 	l->tiled = l->form != W_F32 && l->act == A_F32;
-	return 0;
+	return bind_ascale(m, l, e);
 }
 
 /* A norm weight (dim,) as F32: borrowed, or converted and owned. */
@@ -608,6 +632,7 @@ void mcb_engine_free(struct mcb_engine *en)
 		free(en->act[i].bs);
 	}
 	free(en->rowbuf);
+	free(en->xq);
 	free(en->ah);
 	free(en->abh);
 	free(en->tile);
@@ -757,6 +782,8 @@ int mcb_engine_new(const struct mcb_model *m, const struct mcb_engine_opts *o,
 	    (rc = alloc_acts(en, maxb, e)) ||
 	    (rc = alloc_array((void **)&en->rowbuf, (int64_t)en->threads * en->maxcols,
 			       sizeof(float), "dequantized rows", e)) ||
+	    (rc = alloc_array((void **)&en->xq, maxb * en->maxcols, sizeof(float),
+			       "activations", e)) ||
 	    (rc = alloc_array((void **)&en->ah, maxb * en->maxcols, sizeof(uint16_t),
 			       "activations", e)) ||
 	    (rc = alloc_array((void **)&en->abh, maxb * en->maxcols, sizeof(uint16_t),
@@ -1136,8 +1163,48 @@ static int sgemm(const struct mcb_engine *en, const struct lin *l, int64_t n)
 	return l->tiled;
 }
 
+/*
+ * W8A8 (SmoothQuant; vLLM's static per-tensor int8 activations,
+ * csrc/quantization/compressed_tensors/int8_quant_kernels.cu): each input
+ * value rounded to the int8 grid of the weight's activation scale,
+ * clamp(rint(x / s), -128, 127) * s (round half to even), which is what the
+ * int8 GEMM then multiplies exactly.
+ */
+static void quantize_inputs(float *y, const float *x, int64_t n, float s)
+{
+	int64_t i;
+
+	for (i = 0; i < n; i++) {
+		float q = nearbyintf(x[i] / s);
+
+		y[i] = (q > 127.0f ? 127.0f : q < -128.0f ? -128.0f : q) * s;
+	}
+}
+
+static void matmul_f(struct mcb_engine *en, int nw, const struct lin *const *ws,
+		     float *const *ys, const int64_t *ldy, const float *x, int64_t n);
+
 static void matmul(struct mcb_engine *en, int nw, const struct lin *const *ws, float *const *ys,
 		   const int64_t *ldy, const float *x, int64_t n)
+{
+	int i, same = 1;
+
+	for (i = 1; i < nw; i++)
+		same &= ws[i]->ascale == ws[0]->ascale;
+	if (!same) { /* weights sharing x with different activation scales: one by one */
+		for (i = 0; i < nw; i++)
+			matmul(en, 1, ws + i, ys + i, ldy + i, x, n);
+		return;
+	}
+	if (ws[0]->ascale > 0.0f) {
+		quantize_inputs(en->xq, x, n * ws[0]->cols, ws[0]->ascale);
+		x = en->xq;
+	}
+	matmul_f(en, nw, ws, ys, ldy, x, n);
+}
+
+static void matmul_f(struct mcb_engine *en, int nw, const struct lin *const *ws,
+		     float *const *ys, const int64_t *ldy, const float *x, int64_t n)
 {
 	struct matmul_job j;
 	const int64_t cols = ws[0]->cols;

@@ -34,7 +34,7 @@ static void summarize(struct mcb_stepctx *sc, const struct mcb_model *m)
 {
 	json_t *seen = json_object(), *rec, *v;
 	const char *k;
-	size_t nq = 0, nf = 0;
+	size_t nq = 0, nf = 0, nl = 0;
 
 	json_object_foreach (json_object_get(m->meta, "quant"), k, rec) {
 		const char *why = json_string_value(json_object_get(rec, "reason"));
@@ -42,6 +42,8 @@ static void summarize(struct mcb_stepctx *sc, const struct mcb_model *m)
 
 		if (json_object_get(rec, "fallback"))
 			nf++;
+		else if (!strcmp(mcb_param_str(rec, "format", ""), "lowrank"))
+			nl++;
 		else
 			nq++;
 		if (!why)
@@ -59,8 +61,12 @@ static void summarize(struct mcb_stepctx *sc, const struct mcb_model *m)
 			     (long long)json_integer_value(v),
 			     json_integer_value(v) == 1 ? "" : "s", colon);
 	}
-	mcb_step_log(sc, "%zu weights quantized%s", nq,
-		     nf ? mcb_arena_printf(sc->scratch, ", %zu kept in floating point", nf) : "");
+	if (nl) /* factored (runtime/step_lowrank.c), not quantized */
+		mcb_step_log(sc, "%zu weights factored to low rank", nl);
+	if (nq || nf || !nl)
+		mcb_step_log(sc, "%zu weights quantized%s", nq,
+			     nf ? mcb_arena_printf(sc->scratch, ", %zu kept in floating point", nf)
+				: "");
 	json_decref(seen);
 }
 

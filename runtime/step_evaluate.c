@@ -396,6 +396,6 @@ out:
 
 const struct mcb_stepkind mcb_step_evaluate = {
 	.name = "evaluate",
-	.version = 2,
+	.version = 3,
 	.run = run_evaluate,
 };

@@ -185,7 +185,11 @@ static int unstructured(struct mcb_wstep *w, const json_t *tensors)
 		const json_t *tp = json_object_get(tensors, l.name[i]);
 		const json_t *tq = json_object_get(joint, l.name[i]);
 
-		if (json_object_get(tq, "fallback")) /* the format cannot pack it */
+		/* the format cannot pack it: pruned, then kept in F16 as the
+		 * quantize step keeps its fallbacks */
+		const char *fallback = json_string_value(json_object_get(tq, "fallback"));
+
+		if (fallback)
 			tq = NULL;
 		struct mcb_prune_pattern pat;
 		const char *ptext, *mname;
@@ -256,6 +260,18 @@ static int unstructured(struct mcb_wstep *w, const json_t *tensors)
 				json_object_get(json_object_get(w->part.meta, "quant"), l.name[i]);
 
 			json_object_set_new(rec, "method", json_string("sparsegpt+gptq"));
+			json_object_set_new(rec, "sparsity", json_string(ptext));
+			json_object_set_new(rec, "mask", json_string(mname));
+			continue;
+		}
+		if (fallback && joint) {
+			json_t *rec;
+
+			if ((rc = mcb_wstep_put_f16(w, l.name[i], l.w[i], l.rows[i], l.cols[i],
+						    fallback)))
+				break;
+			rec = json_object_get(json_object_get(w->part.meta, "quant"), l.name[i]);
+			json_object_set_new(rec, "method", json_string(w->method));
 			json_object_set_new(rec, "sparsity", json_string(ptext));
 			json_object_set_new(rec, "mask", json_string(mname));
 			continue;
@@ -451,6 +467,6 @@ static int run_prune(struct mcb_stepctx *sc)
 
 const struct mcb_stepkind mcb_step_prune = {
 	.name = "prune",
-	.version = 2,
+	.version = 3,
 	.run = run_prune,
 };

@@ -32,7 +32,11 @@
  *
  * Any record may carry "method" (what produced it: "rtn", "gptq", "awq", ...,
  * informative) and "sparsity" ("2:4", "unstructured": the zeros are already
- * in the values).  A weight kept in floating point after all (a fallback)
+ * in the values), and "input_scale" (SmoothQuant W8A8): the name of an F32
+ * [1] tensor s; the weight's inputs then live on an int8 grid,
+ * x -> clamp(rint(x / s), -128, 127) * s (vLLM's static per-tensor int8
+ * activations), which the engine applies before the product.  A weight
+ * kept in floating point after all (a fallback)
  * has {"fallback": "F16", "reason": ...} and is an ordinary F16 tensor.
  * The pre-existing int8 forms are "int" records: per channel (F32 scale
  * [rows], group_size 0) and Q8_0's split form (F16 scale [rows, cols/32]).

@@ -99,7 +99,8 @@ int mcb_check_finite(const float *x, int64_t n, int64_t *bad_index);
 void mcb_quantize_row_q4_0_ref(const float *x, void *y, int64_t k);
 void mcb_dequantize_row_q4_0_ref(const void *x, float *y, int64_t k);
 /* Same results as mcb_quantize_row_q4_0_ref bit for bit, for every input
- * (AVX2 when the CPU has it, else the _ref loop). */
+ * (AVX2 and F16C when the CPU has them, else the _ref loop; Q4_1 likewise
+ * through mcb_quantize_row_ggml). */
 void mcb_quantize_row_q4_0(const float *x, void *y, int64_t k);
 void mcb_quantize_row_q4_1_ref(const float *x, void *y, int64_t k);
 void mcb_dequantize_row_q4_1_ref(const void *x, float *y, int64_t k);

@@ -886,6 +886,7 @@ struct rlin {
 	float *m1;     /* Q4_1 blocks: their m (rows, cols/32), else NULL */
 	enum ract act;
 	int64_t rows, cols;
+	float ascale;  /* W8A8 static activation scale, 0: none */
 };
 
 struct refm {
@@ -1007,6 +1008,10 @@ static struct rlin ref_lin(const struct mcb_model *m, const char *name)
 	r.rows = t->shape[0];
 	r.cols = t->shape[1];
 	r.act = R_NONE;
+	if (json_string_value(json_object_get(rec, "input_scale")))
+		memcpy(&r.ascale,
+		       mcb_model_find(m, json_string_value(json_object_get(rec, "input_scale")))->data,
+		       sizeof(float));
 	if (fmt && !strcmp(fmt, "ggml")) {
 		const enum mcb_dtype bt =
 			ggml_type_of(json_string_value(json_object_get(rec, "ggml_type")));
@@ -1272,6 +1277,13 @@ static void ref_matvec(const struct rlin *l, int ggml, const double *x, double *
 		ref_act(l->act, ggml, xa, xa, l->cols, sb);
 	} else {
 		ref_act(l->act, ggml, x, xa, l->cols, sb);
+	}
+	/* W8A8: the int8 grid of the activation scale, computed in float as the
+	 * engine must (qtensor.h: vLLM's static per-tensor quantization) */
+	for (c = 0; l->ascale > 0 && c < l->cols; c++) {
+		float q = nearbyintf((float)xa[c] / l->ascale);
+
+		xa[c] = (double)((q > 127.0f ? 127.0f : q < -128.0f ? -128.0f : q) * l->ascale);
 	}
 	for (r = 0; r < l->rows; r++) {
 		for (s = 0, c = 0; c < l->cols; c++)
@@ -1553,6 +1565,77 @@ static void test_synthetic_records(void)
 		mcb_model_release(&q);
 	}
 	mcb_model_release(&m);
+}
+
+/* m with every layer weight given the static activation scale s (W8A8:
+ * a record {"format": "float", "input_scale": X.input_scale}); zero: the
+ * layer weights set to 0 instead. */
+static void with_input_scales(const struct mcb_model *src, struct mcb_model *dst, float s,
+			      int zero)
+{
+	json_t *quant = json_object();
+	struct mcb_errctx e;
+	struct mcb_tensor *o;
+	size_t i;
+
+	mcb_model_init(dst);
+	strcpy(dst->arch, src->arch);
+	dst->cfg = src->cfg;
+	json_object_set_new(dst->meta, "quant", quant);
+	for (i = 0; i < src->ntensors; i++) {
+		const struct mcb_tensor *t = &src->tensors[i];
+		int layer = t->ndim == 2 && !strncmp(t->name, "blk.", 4);
+		char sn[200];
+		int64_t one = 1;
+
+		CHECK_OK(mcb_model_new_tensor(dst, t->name, t->dtype, t->ndim, t->shape, &o, &e), &e);
+		if (layer && zero)
+			memset(o->data, 0, t->nbytes);
+		else
+			memcpy(o->data, t->data, t->nbytes);
+		if (!layer || zero)
+			continue;
+		snprintf(sn, sizeof(sn), "%s.input_scale", t->name);
+		CHECK_OK(mcb_model_new_tensor(dst, sn, MCB_DT_F32, 1, &one, &o, &e), &e);
+		memcpy(o->data, &s, sizeof(s));
+		json_object_set_new(quant, t->name,
+				    json_pack("{s:s, s:s}", "format", "float", "input_scale", sn));
+	}
+}
+
+/* W8A8's activations: every layer input on the int8 grid of its scale */
+static void test_w8a8_activations(void)
+{
+	const int64_t n = 24, v = synth_cfg.vocab_size;
+	float *a = malloc((size_t)(n * v) * 4), *b = malloc((size_t)(n * v) * 4);
+	struct mcb_model m, q, z;
+	int32_t ids[24];
+	double d;
+
+	synth_model(&m, &synth_cfg, 31);
+	make_ids(ids, n, v, 32);
+	/* against the reference, which rounds the engine's own inputs (GGML
+	 * mode's forcing: a rounding decision cannot differ) */
+	with_input_scales(&m, &q, 0.02f, 0);
+	check_against_ref(&q, MCB_ENGINE_GGML, ids, n, "synthetic W8A8 (scale 0.02)");
+	/* and it changes the logits: the rounding is applied */
+	run_engine(&m, MCB_ENGINE_EXACT, 2, 0, ids, n, 1, a, NULL);
+	run_engine(&q, MCB_ENGINE_EXACT, 2, 0, ids, n, 1, b, NULL);
+	d = max_diff(a, b, n * v);
+	printf("  W8A8 scale 0.02 moves the logits by up to %.3g\n", d);
+	CHECK(d > 1e-3);
+	mcb_model_release(&q);
+	/* a scale so large that every input rounds to 0: the layers add
+	 * nothing, exactly as with zero weights */
+	with_input_scales(&m, &q, 1e30f, 0);
+	with_input_scales(&m, &z, 0, 1);
+	run_engine(&q, MCB_ENGINE_EXACT, 1, 0, ids, n, 1, a, NULL);
+	run_engine(&z, MCB_ENGINE_EXACT, 1, 0, ids, n, 1, b, NULL);
+	CHECK(memcmp(a, b, (size_t)(n * v) * 4) == 0);
+	mcb_model_release(&q);
+	mcb_model_release(&z);
+	mcb_model_release(&m);
+	free(a), free(b);
 }
 
 /* rows of 256 for the K-quants; 100 output rows (not a multiple of 8: Q4_0
@@ -2082,6 +2165,7 @@ int main(void)
 	RUN(test_synthetic_quantized);
 	RUN(test_synthetic_records);
 	RUN(test_synthetic_kquants);
+	RUN(test_w8a8_activations);
 	RUN(test_pruned_heads);
 	RUN(test_long_eval_in_chunks);
 	RUN(test_threads_bit_identical);

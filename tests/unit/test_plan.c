@@ -140,8 +140,9 @@ static void test_sharing(void)
 	CHECK_EQ(f.p.targets[0].bundle->nchain, 8);
 	CHECK_STR(f.p.targets[0].bundle->chain[0]->kind->name, "import");
 	CHECK_STR(f.p.targets[0].bundle->chain[7]->kind->name, "report");
-	/* the import feeds the three quantize steps and the assembly */
-	CHECK_EQ(f.p.steps[0]->nusers, 4);
+	/* the import feeds the three quantize steps, the assembly and the measure step (its
+	 * parameter count) */
+	CHECK_EQ(f.p.steps[0]->nusers, 5);
 	release(&f);
 }
 

@@ -527,7 +527,16 @@ static void test_ggml_known_answers(void)
 /* the fast Q4_0 quantizer = the _ref one, bit for bit: random rows of
  * every scale, ties of +-amax, zeros, equal values, huge and tiny values,
  * halfway cases */
-static void test_q4_0_fast_equals_ref(void)
+typedef void (*quantize_fn)(const float *x, void *y, int64_t k);
+
+static quantize_fn ref_of(enum mcb_dtype t)
+{
+	return t == MCB_DT_Q4_0 ? mcb_quantize_row_q4_0_ref : mcb_quantize_row_q4_1_ref;
+}
+
+/* The fast paths of t (Q4_0, Q4_1, through mcb_quantize_row_ggml) against
+ * the _ref quantizers, bytes per block bb. */
+static void fast_equals_ref(enum mcb_dtype t, size_t bb)
 {
 	enum { N = 32 * 64 };
 	float *x = malloc(N * sizeof(float));
@@ -566,18 +575,24 @@ static void test_q4_0_fast_equals_ref(void)
 		default:
 			break;
 		}
-		mcb_quantize_row_q4_0_ref(x, a, N);
-		mcb_quantize_row_q4_0(x, b, N);
-		bad += memcmp(a, b, N / 32 * 18) != 0;
+		ref_of(t)(x, a, N);
+		mcb_quantize_row_ggml(t, x, b, N);
+		bad += memcmp(a, b, N / 32 * bb) != 0;
 	}
 	CHECK_EQ(bad, 0);
 	/* rows that are not a whole number of vector steps */
 	for (i = 32; i <= 32 * 9; i += 32) {
-		mcb_quantize_row_q4_0_ref(x, a, i);
-		mcb_quantize_row_q4_0(x, b, i);
-		CHECK(memcmp(a, b, (size_t)(i / 32 * 18)) == 0);
+		ref_of(t)(x, a, i);
+		mcb_quantize_row_ggml(t, x, b, i);
+		CHECK(memcmp(a, b, (size_t)i / 32 * bb) == 0);
 	}
 	free(x), free(a), free(b);
+}
+
+static void test_q4_fast_equals_ref(void)
+{
+	fast_equals_ref(MCB_DT_Q4_0, 18);
+	fast_equals_ref(MCB_DT_Q4_1, 20);
 }
 
 /* dequantizers: the block formulas by hand; round trips within the step */
@@ -645,7 +660,7 @@ int main(void)
 	RUN(test_hostile_int);
 	RUN(test_hostile_ggml_fp8);
 	RUN(test_ggml_known_answers);
-	RUN(test_q4_0_fast_equals_ref);
+	RUN(test_q4_fast_equals_ref);
 	RUN(test_ggml_dequant);
 	return mcbt_done();
 }
