@@ -18,7 +18,7 @@
  *           of m to fp16 and Q4_1's two roundings (q*d + m), ~1 fp16 ulp of m
  *       other int records and "fp8" records are refused (the planner does
  *       not plan them for gguf)
- *     - "lowrank" records: the product A B as a dense F16 tensor, as every
+ *     - "lowrank" records: the product A B as a dense F32 tensor, as every
  *       export writes them (no runtime loads a factored linear layer); the
  *       step log counts them
  *     - keys: llama.* from the config (llama.attention.key_length and
@@ -62,7 +62,7 @@
  *         says "activations": "none"; W8A8: {"type": "int", "strategy":
  *         "tensor", "dynamic": false, ...}, "output_activations": null}},
  *         "ignore": ["lm_head", float Linear modules], "kv_cache_scheme": null}
- *     - plain float otherwise (lowrank weights: the dense F16 product)
+ *     - plain float otherwise (lowrank weights: the dense F32 product)
  *     Pruned weights (records with "sparsity" and "mask") add "<hf name>_mask"
  *     U8 [out, in] (1 = kept), and config.json a sparsity_config in
  *     compressed-tensors' shape (config/base.py SparsityCompressionConfig:
@@ -243,38 +243,28 @@ static void *ex_copy(struct ex *x, const void *src, size_t n, const char *name)
 }
 
 /*
- * A lowrank weight q (qtensor.h) as a dense F16 tensor (rows, cols) named
+ * A lowrank weight q (qtensor.h) as a dense F32 tensor (rows, cols) named
  * like it, its data owned by the export: the runtimes have no factored
- * linear layer, so the product A B is what they load.  MCB_ERANGE naming
- * the tensor when a value is beyond fp16.
+ * linear layer, so the product A B is what they load, exactly the values
+ * the evaluation measured (mcb_qtensor_row).
  */
 static int lowrank_dense(struct ex *x, const struct mcb_qtensor *q, struct mcb_tensor *out)
 {
-	uint16_t *h = ex_alloc(x, (size_t)(q->rows * q->cols), sizeof(uint16_t), q->name);
-	float *row = ex_alloc(x, (size_t)q->cols, sizeof(float), q->name);
-	int64_t r, c;
+	float *d = ex_alloc(x, (size_t)(q->rows * q->cols), sizeof(float), q->name);
+	int64_t r;
 
-	if (!h || !row)
+	if (!d)
 		return x->sc->e->code;
-	for (r = 0; r < q->rows; r++) {
-		mcb_qtensor_row(q, r, row);
-		for (c = 0; c < q->cols; c++) {
-			if (!(fabsf(row[c]) <= 65504.0f))
-				return mcb_errf(x->sc->e, MCB_ERANGE,
-						"tensor '%s': the low-rank product has %g at row %"
-						PRId64 ", column %" PRId64 ", beyond F16",
-						q->name, (double)row[c], r, c);
-			h[r * q->cols + c] = mcb_f32_to_f16(row[c]);
-		}
-	}
+	for (r = 0; r < q->rows; r++)
+		mcb_qtensor_row(q, r, d + r * q->cols);
 	memset(out, 0, sizeof(*out));
 	out->name = q->name;
-	out->dtype = MCB_DT_F16;
+	out->dtype = MCB_DT_F32;
 	out->ndim = 2;
 	out->shape[0] = q->rows;
 	out->shape[1] = q->cols;
-	out->data = h;
-	out->nbytes = (size_t)(q->rows * q->cols) * sizeof(uint16_t);
+	out->data = d;
+	out->nbytes = (size_t)(q->rows * q->cols) * sizeof(float);
 	x->nlowrank++;
 	return 0;
 }
@@ -1256,7 +1246,7 @@ static int run_export(struct mcb_stepctx *sc)
 	}
 	if (!rc && x.nlowrank)
 		mcb_step_log(sc,
-			     "%d low-rank weight%s written as dense F16 products (%s has no factored "
+			     "%d low-rank weight%s written as dense F32 products (%s has no factored "
 			     "linear layer)",
 			     x.nlowrank, x.nlowrank == 1 ? "" : "s",
 			     !strcmp(format, "gguf") ? "llama.cpp" : "vLLM's Llama");
@@ -1270,6 +1260,6 @@ static int run_export(struct mcb_stepctx *sc)
 
 const struct mcb_stepkind mcb_step_export = {
 	.name = "export",
-	.version = 2,
+	.version = 3,
 	.run = run_export,
 };
