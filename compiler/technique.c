@@ -160,8 +160,8 @@ static const char *quantize_check_format(const json_t *params, const char *forma
 	} else if (!strcmp(format, "gptq")) {
 		if (!strcmp(m, "fp8") || !strcmp(m, "smoothquant"))
 			why = "gptq checkpoints hold integer weights";
-		else if (bits != 2 && bits != 4 && bits != 8)
-			why = "gptq checkpoints pack 2, 4 or 8 bits";
+		else if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+			why = "gptq checkpoints pack 2, 3, 4 or 8 bits";
 	} else if (!strcmp(format, "awq")) {
 		if (bits != 4 || sym || !group)
 			why = "awq checkpoints hold 4-bit weights with zero points in groups";
