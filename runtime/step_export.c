@@ -1189,7 +1189,11 @@ static int export_packed(struct ex *x, int gptq)
 			       "bits", pk.bits, "group_size",
 			       (json_int_t)(pk.group ? pk.group : -1), "desc_act", pk.any_gidx, "sym",
 			       pk.all_sym, "static_groups", mcb_param_bool(rec, "static_groups", 0),
-			       "true_sequential", mcb_param_bool(rec, "true_sequential", 1),
+			       /* GPTQ's within-block order (q/k/v, then o on their
+				* quantized outputs, ...) is not what mcbuild does:
+				* every weight of a block sees the block's calibration
+				* inputs */
+			       "true_sequential", 0,
 			       "damp_percent", json_is_number(v) ? json_number_value(v) : 0.01,
 			       "checkpoint_format", "gptq");
 		if (json_object_size(dyn))
