@@ -17,9 +17,9 @@
  *                     otherwise reported as not linked, as are the next three)
  *   q4_1              mcb_quantize_row_ggml(Q4_1) per row: W -> blocks
  *   q4_k, q6_k        mcb_quantize_row_ggml(Q4_K, Q6_K) per row on the first
- *                     1/KSLICE of the rows, one repetition: ggml's K-quants
- *                     search 21 (19) candidate scales per sub-block, so they
- *                     are compute-bound; reported for scale, without target
+ *                     1/KSLICE of the rows: ggml's K-quants search 21 (19)
+ *                     candidate scales per sub-block, so they are
+ *                     compute-bound; reported for scale, without target
  *   q8_0_ref          the scalar oracle, for scale (one repetition)
  * Throughput is input bytes (the fp32 weights) per second, in GB/s (1e9
  * bytes); each kernel runs once to fault in its output pages, then the best
@@ -201,8 +201,8 @@ int main(int argc, char **argv)
 			  {K_Q8_0, "q8_0", ROUNDS, 1, 0, 1},
 			  {K_Q4_0, "q4_0", ROUNDS, 1, 1, 1},
 			  {K_Q4_1, "q4_1", ROUNDS, 1, 1, 1},
-			  {K_Q4_K, "q4_k (scale search)", 1, 0, 1, KSLICE},
-			  {K_Q6_K, "q6_k (scale search)", 1, 0, 1, KSLICE},
+			  {K_Q4_K, "q4_k (scale search)", ROUNDS, 0, 1, KSLICE},
+			  {K_Q6_K, "q6_k (scale search)", ROUNDS, 0, 1, KSLICE},
 			  {K_Q8_0_REF, "q8_0_ref (scalar)", 1, 0, 0, 1}};
 	int64_t krows[NKERNELS];
 	int have[NKERNELS];

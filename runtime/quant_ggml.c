@@ -28,8 +28,9 @@
  * operations of ggml's C source (ggml-quants.c quantize_row_*_ref,
  * make_qkx2_quants, make_qx_quants) in the same order with the same
  * conversions, and no operation is contracted into a fused multiply-add
- * (GCC does not contract in ISO C mode, -std=c11; the fast paths below
- * enable no FMA), so the codes and scales are ggml's bit for bit.
+ * (GCC does not contract in ISO C mode, -std=c11; the AVX2 fast paths below
+ * enable no FMA, and the AVX-512 ones are compiled with fp-contract=off),
+ * so the codes and scales are ggml's bit for bit.
  * tests/compat/gguf_check.py holds an independent numpy port that checks it.
  * nearest_int is ggml's: add 1.5 * 2^23 and read the low mantissa bits
  * (round half to even for |v| < 2^22).
@@ -41,10 +42,14 @@
  *
  * Fast paths: Q4_0 and Q4_1 with AVX2 and F16C when the CPU has both
  * (checked at run time; _ref otherwise), eight blocks per step so that the
- * scale arithmetic and the fp16 conversions run on full vectors.  They give
- * _ref's bytes for every input (the reasoning is at each kernel);
- * tests/unit/test_qtensor.c compares Q4_0's.
+ * scale arithmetic and the fp16 conversions run on full vectors; Q4_K and
+ * Q6_K under the same check, one sub-block per vector lane, their scale
+ * searches with AVX-512F when the CPU has it too (-DMCB_QUANT_NO_AVX512
+ * leaves it out, -DMCB_QUANT_NO_SIMD every fast path).  They give _ref's
+ * bytes for every input (the reasoning is at each kernel);
+ * tests/unit/test_qtensor.c compares Q4_0's and Q4_1's.
  */
+#ifndef QG_KQ_W /* the file; the K-quant search template is at its end */
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
@@ -565,6 +570,9 @@ static void dequantize_q8_0_blocks(const uint8_t *x, float *y, int64_t k)
 #ifdef QG_X86
 /* AVX2 and F16C without FMA: x * id + 8.5f must round twice, as in _ref */
 #define QG_AVX2 __attribute__((target("avx2,f16c")))
+#ifndef MCB_QUANT_NO_AVX512 /* the K-quant searches' wide build */
+#define QG_AVX512 __attribute__((target("avx512f,avx2,f16c")))
+#endif
 #define QG_NB 8 /* blocks per step: one lane each for the scale arithmetic */
 
 /* 1 when the CPU and OS support AVX2 and F16C (CPUID.1:ECX bit 29, read
@@ -806,6 +814,392 @@ static void q4_rows(void (*kernel)(const float *, uint8_t *), const float *x, ui
 		memcpy(y + b * nbytes, yt, (size_t)rest * (size_t)nbytes);
 	}
 }
+
+/* ---- the fast Q4_K and Q6_K quantizers ---- */
+
+/*
+ * make_qkx2_quants and make_qx_quants keep running sums over a sub-block
+ * in element order.  Here each lane of a vector is one sub-block and runs
+ * _ref's operations on it in _ref's order (the same products, sums and
+ * quotients; comparisons and the choice among candidates are lane masks and
+ * blends), so every lane gives _ref's bits.  The searches are compiled for
+ * AVX2 (8 lanes) and, when the CPU has it, AVX-512 (16 lanes) from one
+ * template at the end of this file, under fp-contract=off: AVX-512F has
+ * fused multiply-adds, which the compiler must not put in the place of a
+ * product and a sum (the template uses none).
+ *
+ * A search gives, per sub-block, _ref's scale (and min) and the (iscale,
+ * min) its codes came from; the codes are computed again, by the same
+ * operations, only where _ref keeps them (a sub-block whose requantization
+ * scale is 0).  The rest of a super-block (6-bit scales, fp16 d,
+ * requantization, packing) is _ref's, vectorized across values.  A
+ * super-block with a value that is not finite goes through _ref.
+ */
+
+/*
+ * Results of a search over up to KQ_LANES sub-blocks: lane 8b + j is
+ * sub-block j of the search's Q4_K super-block b, lane 16b + j sub-block j
+ * of its Q6_K super-block b.  The codes the search leaves in L are 0 in
+ * the lanes of zmask, else clamp(nearest_int(liscale * (x - lmin)), 0, 15)
+ * for Q4_K, clamp(nearest_int(liscale * x), -32, 31) + 32 for Q6_K.
+ */
+#define KQ_LANES 64
+struct kq_fit {
+	float scale[KQ_LANES];   /* make_qkx2_quants' or make_qx_quants' result */
+	float the_min[KQ_LANES]; /* Q4_K: make_qkx2_quants' *the_min */
+	float liscale[KQ_LANES]; /* the codes' scale (see above) */
+	float lmin[KQ_LANES];    /* Q4_K: the codes' min */
+	uint64_t zmask;          /* bit per lane: _ref returned early */
+};
+
+/* lanes: ggml's nearest_int, the bit trick kept for every float */
+QG_AVX2 static inline __m256i qg_nearest(__m256 v)
+{
+	__m256i b = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12582912.f)));
+
+	return _mm256_sub_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x007fffff)),
+				_mm256_set1_epi32(0x00400000));
+}
+
+/* fp16 of f (nearest even) and a half's float, as mcb_f32_to_f16 and
+ * mcb_f16_to_f32 give them: F16C agrees with both on every value that is
+ * not NaN (checked exhaustively), and a NaN goes to mcb_f32_to_f16 */
+QG_AVX2 static inline uint16_t qg_f16(float f)
+{
+	return f == f ? (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT) : mcb_f32_to_f16(f);
+}
+
+QG_AVX2 static inline float qg_f32(uint16_t h)
+{
+	return (h & 0x7c00) != 0x7c00 || !(h & 0x3ff) ? _cvtsh_ss(h) : mcb_f16_to_f32(h);
+}
+
+/* r[0..7] rows of 8 -> r[t] = column t */
+QG_AVX2 static inline void qg_transpose8(__m256 *r)
+{
+	__m256 t[8], u[8];
+	int i;
+
+	for (i = 0; i < 8; i += 2) {
+		t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+		t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+	}
+	for (i = 0; i < 8; i += 4) {
+		u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+		u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+		u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+		u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+	}
+	for (i = 0; i < 4; i++) {
+		r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+		r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+	}
+}
+
+/*
+ * A search's input xt (QNS, n, qw), QNS vectors of qw lanes: value i of the
+ * sub-block in lane l of vector v at xt[(n v + i) qw + l].  kq_lanes: where
+ * lane `lane` starts.
+ * kq_put: 8 consecutive sub-blocks of n values (n = 16, 32) at x into the
+ * 8 lanes from dst (zeros when x is NULL); returns 0 when a value is not
+ * finite (x - x is then NaN), and then puts zeros.
+ */
+static float *kq_lanes(float *xt, int n, int qw, int lane)
+{
+	return xt + (lane / qw) * n * qw + lane % qw;
+}
+
+QG_AVX2 static int kq_put(const float *x, int n, float *dst, int qw)
+{
+	__m256 r[8], nf = _mm256_setzero_ps();
+	int c, j, fin = x != NULL;
+
+	for (c = 0; fin && c < n; c += 8) {
+		for (j = 0; j < 8; j++) {
+			r[j] = _mm256_loadu_ps(x + n * j + c);
+			nf = _mm256_or_ps(nf, _mm256_sub_ps(r[j], r[j]));
+		}
+		qg_transpose8(r);
+		for (j = 0; j < 8; j++)
+			_mm256_storeu_ps(dst + (c + j) * qw, r[j]);
+	}
+	if (fin && _mm256_movemask_ps(_mm256_cmp_ps(nf, nf, _CMP_UNORD_Q)) == 0)
+		return 1;
+	for (c = 0; c < n; c++)
+		_mm256_storeu_ps(dst + c * qw, _mm256_setzero_ps());
+	return 0;
+}
+
+/* 32 codes as int32 lanes in v[0..3] (each 0..63) -> bytes p (32,) */
+QG_AVX2 static inline void qg_bytes32(const __m256i *v, uint8_t *p)
+{
+	__m256i q = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]),
+				       _mm256_packs_epi32(v[2], v[3]));
+
+	q = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+	_mm256_storeu_si256((__m256i *)p, q);
+}
+
+/* the searches, from the template at the end of this file, with no
+ * product and sum fused into one rounding */
+#ifdef __clang__
+#pragma clang fp contract(off)
+#else
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+#define QG_KQ_W 8
+#include "quant_ggml.c"
+#undef QG_KQ_W
+#ifdef QG_AVX512
+#define QG_KQ_W 16
+#include "quant_ggml.c"
+#undef QG_KQ_W
+#endif
+#ifdef __clang__
+#pragma clang fp contract(on)
+#else
+#pragma GCC pop_options
+#endif
+
+/* 1 when the CPU and OS support AVX-512F (GCC's check reads XCR0) */
+static int qg_have_avx512(void)
+{
+#ifdef QG_AVX512
+	static atomic_int cached; /* 0 unknown, 1 no, 2 yes */
+	int v = atomic_load_explicit(&cached, memory_order_relaxed);
+
+	if (v == 0) {
+		v = __builtin_cpu_supports("avx512f") ? 2 : 1;
+		atomic_store_explicit(&cached, v, memory_order_relaxed);
+	}
+	return v == 2;
+#else
+	return 0;
+#endif
+}
+
+/* one Q4_K super-block, x (256,) -> y (144 bytes), as _ref, from the
+ * search's lanes lane .. lane + 7 in f */
+QG_AVX2 static void q4_k_block(const float *x, const struct kq_fit *f, int lane, uint8_t *y)
+{
+	const __m256i lo = _mm256_setzero_si256(), hi = _mm256_set1_epi32(15);
+	const float *scales = f->scale + lane, *mins = f->the_min + lane;
+	uint8_t L[QKK], *sc12 = y + 4, *qs = y + 16, sc, m;
+	float max_scale = 0, max_min = 0, inv_scale, inv_min, d0, dmin0;
+	int j, l;
+
+	for (j = 0; j < QKK / 32; j++) {
+		if (scales[j] > max_scale)
+			max_scale = scales[j];
+		if (mins[j] > max_min)
+			max_min = mins[j];
+	}
+	inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+	inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+	memset(sc12, 0, 12);
+	for (j = 0; j < QKK / 32; j++) {
+		uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
+		uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
+
+		ls = ls < 63 ? ls : 63;
+		lm = lm < 63 ? lm : 63;
+		if (j < 4) {
+			sc12[j] = ls;
+			sc12[j + 4] = lm;
+		} else {
+			sc12[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+			sc12[j - 4] |= (uint8_t)((ls >> 4) << 6);
+			sc12[j - 0] |= (uint8_t)((lm >> 4) << 6);
+		}
+	}
+	st16(y, qg_f16(max_scale / 63.f));
+	st16(y + 2, qg_f16(max_min / 63.f));
+	d0 = qg_f32(ld16(y));
+	dmin0 = qg_f32(ld16(y + 2));
+	for (j = 0; j < QKK / 32; j++) {
+		const float *xj = x + 32 * j;
+		__m256i q[4];
+		__m256 vd, vdm;
+		float d;
+
+		get_scale_min_k4(j, sc12, &sc, &m);
+		d = d0 * (float)sc;
+		if (d == 0.0f) { /* make_qkx2_quants' codes */
+			const float is = f->liscale[lane + j], mn = f->lmin[lane + j];
+			const int zero = f->zmask >> (lane + j) & 1;
+
+			for (l = 0; l < 32; l++) {
+				int c = zero ? 0 : nearest_int(is * (xj[l] - mn));
+
+				L[32 * j + l] = (uint8_t)(c < 0 ? 0 : c > 15 ? 15 : c);
+			}
+			continue;
+		}
+		vd = _mm256_set1_ps(d);
+		vdm = _mm256_set1_ps(dmin0 * (float)m);
+		for (l = 0; l < 4; l++) {
+			__m256 v = _mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(xj + 8 * l), vdm), vd);
+
+			q[l] = _mm256_min_epi32(_mm256_max_epi32(qg_nearest(v), lo), hi);
+		}
+		qg_bytes32(q, L + 32 * j);
+	}
+	for (j = 0; j < QKK; j += 64) {
+		__m256i a = _mm256_loadu_si256((const __m256i *)(L + j));
+		__m256i b = _mm256_loadu_si256((const __m256i *)(L + j + 32));
+
+		_mm256_storeu_si256((__m256i *)(qs + j / 2), _mm256_or_si256(a, _mm256_slli_epi16(b, 4)));
+	}
+}
+
+/* one Q6_K super-block, x (256,) -> y (210 bytes), as _ref, from the
+ * search's lanes lane .. lane + 15 in f */
+QG_AVX2 static void q6_k_block(const float *x, const struct kq_fit *f, int lane, uint8_t *y)
+{
+	const __m256i lo = _mm256_set1_epi32(-32), hi = _mm256_set1_epi32(31);
+	const __m256i k32 = _mm256_set1_epi32(32);
+	const float *scales = f->scale + lane;
+	uint8_t L[QKK], *ql = y, *qh = y + 128;
+	int8_t *sc = (int8_t *)(y + 192);
+	float max_scale = 0, max_abs_scale = 0, iscale, d0;
+	int j, l, h;
+
+	for (j = 0; j < QKK / 16; j++)
+		if (fabsf(scales[j]) > max_abs_scale) {
+			max_abs_scale = fabsf(scales[j]);
+			max_scale = scales[j];
+		}
+	if (max_abs_scale < GROUP_MAX_EPS) {
+		memset(y, 0, Q6_K_BYTES); /* d = +0 */
+		return;
+	}
+	iscale = -128.f / max_scale;
+	st16(y + 208, qg_f16(1 / iscale));
+	for (j = 0; j < QKK / 16; j++) {
+		int v = nearest_int(iscale * scales[j]);
+
+		sc[j] = (int8_t)(uint8_t)(v < 127 ? v : 127); /* int8_t as ggml stores it */
+	}
+	d0 = qg_f32(ld16(y + 208));
+	for (j = 0; j < QKK / 16; j += 2) {
+		__m256i q[4];
+
+		for (h = 0; h < 2; h++) {
+			const float *xj = x + 16 * (j + h);
+			const float d = d0 * (float)sc[j + h];
+
+			for (l = 0; l < 2; l++) {
+				__m256 v = _mm256_loadu_ps(xj + 8 * l);
+
+				if (d == 0.0f) /* make_qx_quants' codes */
+					v = _mm256_mul_ps(_mm256_set1_ps(f->liscale[lane + j + h]), v);
+				else
+					v = _mm256_div_ps(v, _mm256_set1_ps(d));
+				q[2 * h + l] = _mm256_add_epi32(
+					_mm256_min_epi32(_mm256_max_epi32(qg_nearest(v), lo), hi), k32);
+				if (d == 0.0f && (f->zmask >> (lane + j + h) & 1))
+					q[2 * h + l] = _mm256_setzero_si256();
+			}
+		}
+		qg_bytes32(q, L + 16 * j);
+	}
+	for (j = 0; j < QKK; j += 128, ql += 64, qh += 32) {
+		const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(0x30);
+		__m256i u0 = _mm256_loadu_si256((const __m256i *)(L + j));
+		__m256i u1 = _mm256_loadu_si256((const __m256i *)(L + j + 32));
+		__m256i u2 = _mm256_loadu_si256((const __m256i *)(L + j + 64));
+		__m256i u3 = _mm256_loadu_si256((const __m256i *)(L + j + 96));
+		__m256i hb;
+
+		/* ql: low nibbles of L[+0] | L[+64] << 4, L[+32] | L[+96] << 4;
+		 * qh: bits 4-5 of L[+0], L[+32], L[+64], L[+96] at 0, 2, 4, 6 */
+		_mm256_storeu_si256((__m256i *)ql,
+				    _mm256_or_si256(_mm256_and_si256(u0, m4),
+						    _mm256_slli_epi16(_mm256_and_si256(u2, m4), 4)));
+		_mm256_storeu_si256((__m256i *)(ql + 32),
+				    _mm256_or_si256(_mm256_and_si256(u1, m4),
+						    _mm256_slli_epi16(_mm256_and_si256(u3, m4), 4)));
+		hb = _mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(u0, m2), 4),
+				     _mm256_srli_epi16(_mm256_and_si256(u1, m2), 2));
+		hb = _mm256_or_si256(hb, _mm256_or_si256(_mm256_and_si256(u2, m2),
+							 _mm256_slli_epi16(_mm256_and_si256(u3, m2), 2)));
+		_mm256_storeu_si256((__m256i *)qh, hb);
+	}
+}
+
+/*
+ * Q4_K (Q6_K) of nb whole super-blocks, x (nb * 256,) -> y (nb * 144
+ * (210) bytes): each search takes QNS vectors of qw lanes, g = QNS qw / 8
+ * (QNS qw / 16) super-blocks: AVX-512 (4 vectors of 16) when the CPU has
+ * it and more than 2 super-blocks are left, else AVX2 (2 vectors of 8).
+ * A last partial step searches zeros in the missing lanes, and a
+ * super-block with a value that is not finite goes through _ref
+ * (super-blocks are independent).
+ */
+QG_AVX2 static void q4_k_rows(const float *x, uint8_t *y, int64_t nb)
+{
+	const int wide = qg_have_avx512();
+	_Alignas(64) float xt[KQ_LANES * 32];
+	struct kq_fit f;
+	int64_t b;
+	int s, n, fin, qw, g;
+
+	for (b = 0; b < nb; b += g) {
+		qw = wide && nb - b > 2 ? 16 : 8;
+		g = qw == 16 ? 8 : 2;
+		n = nb - b < g ? (int)(nb - b) : g;
+		for (s = fin = 0; s < g; s++)
+			fin |= kq_put(s < n ? x + (b + s) * QKK : NULL, 32,
+				      kq_lanes(xt, 32, qw, 8 * s), qw) << s;
+#ifdef QG_AVX512
+		if (qw == 16)
+			q4_k_fit_avx512(xt, &f);
+		else
+#endif
+			q4_k_fit_avx2(xt, &f);
+		for (s = 0; s < n; s++) {
+			if (fin >> s & 1)
+				q4_k_block(x + (b + s) * QKK, &f, 8 * s, y + (b + s) * Q4_K_BYTES);
+			else
+				mcb_quantize_row_q4_k_ref(x + (b + s) * QKK, y + (b + s) * Q4_K_BYTES, QKK);
+		}
+	}
+}
+
+QG_AVX2 static void q6_k_rows(const float *x, uint8_t *y, int64_t nb)
+{
+	const int wide = qg_have_avx512();
+	_Alignas(64) float xt[KQ_LANES * 16];
+	struct kq_fit f;
+	int64_t b;
+	int s, n, fin, qw, g;
+
+	for (b = 0; b < nb; b += g) {
+		qw = wide && nb - b > 2 ? 16 : 8;
+		g = qw == 16 ? 4 : 1;
+		n = nb - b < g ? (int)(nb - b) : g;
+		for (s = fin = 0; s < g; s++) {
+			const float *xs = s < n ? x + (b + s) * QKK : NULL;
+			int ok = kq_put(xs, 16, kq_lanes(xt, 16, qw, 16 * s), qw);
+
+			ok &= kq_put(xs ? xs + 128 : NULL, 16, kq_lanes(xt, 16, qw, 16 * s + 8), qw);
+			fin |= ok << s;
+		}
+#ifdef QG_AVX512
+		if (qw == 16)
+			q6_k_fit_avx512(xt, &f);
+		else
+#endif
+			q6_k_fit_avx2(xt, &f);
+		for (s = 0; s < n; s++) {
+			if (fin >> s & 1)
+				q6_k_block(x + (b + s) * QKK, &f, 16 * s, y + (b + s) * Q6_K_BYTES);
+			else
+				mcb_quantize_row_q6_k_ref(x + (b + s) * QKK, y + (b + s) * Q6_K_BYTES, QKK);
+		}
+	}
+}
 #endif
 
 void mcb_quantize_row_q4_0(const float *x, void *vy, int64_t k)
@@ -829,6 +1223,30 @@ static void quantize_row_q4_1(const float *x, void *vy, int64_t k)
 	}
 #endif
 	mcb_quantize_row_q4_1_ref(x, vy, k);
+}
+
+/* Q4_K as mcb_quantize_row_q4_k_ref, bit for bit, faster where it can */
+static void quantize_row_q4_k(const float *x, void *vy, int64_t k)
+{
+#ifdef QG_X86
+	if (qg_have_avx2()) {
+		q4_k_rows(x, vy, k / QKK);
+		return;
+	}
+#endif
+	mcb_quantize_row_q4_k_ref(x, vy, k);
+}
+
+/* Q6_K as mcb_quantize_row_q6_k_ref, bit for bit, faster where it can */
+static void quantize_row_q6_k(const float *x, void *vy, int64_t k)
+{
+#ifdef QG_X86
+	if (qg_have_avx2()) {
+		q6_k_rows(x, vy, k / QKK);
+		return;
+	}
+#endif
+	mcb_quantize_row_q6_k_ref(x, vy, k);
 }
 
 /* ---- dispatch ---- */
@@ -870,12 +1288,398 @@ void mcb_quantize_row_ggml(enum mcb_dtype t, const float *x, void *y, int64_t k)
 		quantize_row_q4_1(x, y, k);
 		break;
 	case MCB_DT_Q4_K:
-		mcb_quantize_row_q4_k_ref(x, y, k);
+		quantize_row_q4_k(x, y, k);
 		break;
 	case MCB_DT_Q6_K:
-		mcb_quantize_row_q6_k_ref(x, y, k);
+		quantize_row_q6_k(x, y, k);
 		break;
 	default:
 		break;
 	}
 }
+
+#else /* QG_KQ_W */
+
+/*
+ * ---- template: the Q4_K and Q6_K searches for vectors of QG_KQ_W lanes ----
+ * Included twice from the middle of this file (see "the fast Q4_K and Q6_K
+ * quantizers"), for AVX2 (8) and AVX-512 (16); qv_* name the vector
+ * operations, qm_* the lane masks.
+ */
+#if QG_KQ_W == 8
+#define QW 8
+#define QNS 2 /* vectors per search (16 registers) */
+#define QV_TARGET QG_AVX2
+#define QV_FN(f) f##_avx2
+#define qv __m256
+#define qm __m256
+#define qv_load _mm256_loadu_ps
+#define qv_store _mm256_storeu_ps
+#define qv_set1 _mm256_set1_ps
+#define qv_zero _mm256_setzero_ps
+#define qv_add _mm256_add_ps
+#define qv_sub _mm256_sub_ps
+#define qv_mul _mm256_mul_ps
+#define qv_div _mm256_div_ps
+#define qv_sqrt _mm256_sqrt_ps
+#define qv_max _mm256_max_ps
+#define qv_abs(v) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v)
+#define qv_neg(v) _mm256_xor_ps(v, _mm256_set1_ps(-0.0f))
+#define qv_round(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define qv_blend(a, b, m) _mm256_blendv_ps(a, b, m) /* m ? b : a */
+#define qv_cmp _mm256_cmp_ps
+#define qm_and _mm256_and_ps
+#define qm_or _mm256_or_ps
+#define qm_bits(m) ((uint32_t)_mm256_movemask_ps(m))
+#define qi __m256i
+#define qi_set1 _mm256_set1_epi32
+#define qi_and _mm256_and_si256
+#define qi_sub _mm256_sub_epi32
+#define qi_max _mm256_max_epi32
+#define qi_min _mm256_min_epi32
+#define qi_minu _mm256_min_epu32
+#define qi_of _mm256_castps_si256
+#define qv_of _mm256_castsi256_ps
+#define qv_cvt _mm256_cvtepi32_ps
+#else
+#define QW 16
+#define QNS 4 /* vectors per search (32 registers) */
+#define QV_TARGET QG_AVX512
+#define QV_FN(f) f##_avx512
+#define qv __m512
+#define qm __mmask16
+#define qv_load _mm512_loadu_ps
+#define qv_store _mm512_storeu_ps
+#define qv_set1 _mm512_set1_ps
+#define qv_zero _mm512_setzero_ps
+#define qv_add _mm512_add_ps
+#define qv_sub _mm512_sub_ps
+#define qv_mul _mm512_mul_ps
+#define qv_div _mm512_div_ps
+#define qv_sqrt _mm512_sqrt_ps
+#define qv_max _mm512_max_ps
+#define qv_abs _mm512_abs_ps
+#define qv_neg(v) _mm512_castsi512_ps( \
+	_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000)))
+#define qv_round(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define qv_blend(a, b, m) _mm512_mask_blend_ps(m, a, b) /* m ? b : a */
+#define qv_cmp _mm512_cmp_ps_mask
+#define qm_and(a, b) ((__mmask16)((a) & (b)))
+#define qm_or(a, b) ((__mmask16)((a) | (b)))
+#define qm_bits(m) ((uint32_t)(m))
+#define qi __m512i
+#define qi_set1 _mm512_set1_epi32
+#define qi_and _mm512_and_si512
+#define qi_sub _mm512_sub_epi32
+#define qi_max _mm512_max_epi32
+#define qi_min _mm512_min_epi32
+#define qi_minu _mm512_min_epu32
+#define qi_of _mm512_castps_si512
+#define qv_of _mm512_castsi512_ps
+#define qv_cvt _mm512_cvtepi32_ps
+#endif
+#define QM_ALL ((1u << QW) - 1)
+
+/* lanes: clamp(nearest_int(v), lo, hi) as a float, the bit trick */
+QV_TARGET static inline qv QV_FN(code_bits)(qv v, int lo, int hi)
+{
+	qi b = qi_of(qv_add(v, qv_set1(12582912.f)));
+
+	b = qi_sub(qi_and(b, qi_set1(0x007fffff)), qi_set1(0x00400000));
+	return qv_cvt(qi_min(qi_max(b, qi_set1(lo)), qi_set1(hi)));
+}
+
+/* lanes: clamp(nearest_int(v), 0, 15) as a float, for |v| < 2^21, where
+ * VROUNDPS (to nearest, half to even) gives nearest_int's value; clamped on
+ * the bits as integers, whose order is the floats' among non-negative ones
+ * (a negative float, -0 included, has negative bits and becomes +0) */
+QV_TARGET static inline qv QV_FN(code15)(qv v)
+{
+	qi b = qi_max(qi_of(qv_round(v)), qi_set1(0));
+
+	return qv_of(qi_min(b, qi_set1(0x41700000))); /* 15.f */
+}
+
+/* lanes: clamp(nearest_int(v), -32, 31) as a float, for |v| < 2^21, as
+ * code15: an unsigned minimum caps the negative floats' magnitudes (their
+ * bits are 2^31 + those of |v|, above every non-negative float's), a signed
+ * one the non-negative floats (negative floats have negative bits).  A code
+ * 0 may come out as -0, which changes no sum of products started at +0. */
+QV_TARGET static inline qv QV_FN(code32)(qv v)
+{
+	qi b = qi_minu(qi_of(qv_round(v)), qi_set1((int)0xc2000000)); /* -32.f */
+
+	return qv_of(qi_min(b, qi_set1(0x41f80000))); /* 31.f */
+}
+
+/* make_qkx2_quants' candidate iscale is (rmin + rdelta * is + nmax) / (max - min) */
+static inline float QV_FN(q4k_c)(int is)
+{
+	return -1.f + 0.1f * (float)is + 15.f;
+}
+
+/*
+ * One candidate's sums over the QNS vectors of q4_k_fit: the codes l =
+ * clamp(nearest_int(iscale * (x - min)), 0, 15) into fl, and sl += w l,
+ * sl2 += w l l, sxl += w l x in value order.  How l is computed (a
+ * constant after inlining): code15 when fast (every |iscale * (x - min)|
+ * below 2^21), else the bit trick.
+ */
+QV_TARGET static inline __attribute__((always_inline)) void QV_FN(q4k_sums)(
+	int fast, const float *xt, qv (*wt)[32], qv (*fl)[32], const qv *iscale, const qv *min,
+	qv *sl, qv *sl2, qv *sxl)
+{
+	int i, s;
+
+	for (i = 0; i < 32; i++)
+#pragma GCC unroll 4
+		for (s = 0; s < QNS; s++) {
+			const qv x = qv_load(xt + (32 * s + i) * QW);
+			qv l = qv_mul(iscale[s], qv_sub(x, min[s])), wl;
+
+			l = fast ? QV_FN(code15)(l) : QV_FN(code_bits)(l, 0, 15);
+			wl = qv_mul(wt[s][i], l);
+			fl[s][i] = l;
+			sl[s] = qv_add(sl[s], wl);
+			sl2[s] = qv_add(sl2[s], qv_mul(wl, l));
+			sxl[s] = qv_add(sxl[s], qv_mul(wl, x));
+		}
+}
+
+/*
+ * make_qkx2_quants(32, 15, x, av_x + |x|, L, ..., -1, 0.1, 20) of the
+ * QNS QW sub-blocks in xt (QNS, 32, QW) (kq_lanes), into f (lanes 0 ..
+ * QNS QW - 1), the vectors' chains interleaved: a candidate's sums, its
+ * error, then the choice, which moves the min the next candidate starts
+ * from (the next iscale is divided out for both outcomes beforehand).
+ * |iscale * (x - min)|, for q4k_sums, is at most |iscale| * max(|max -
+ * min|, |xmin - min|), x - min being monotonic in x; lanes with max == min
+ * returned early in _ref and are not checked.
+ */
+QV_TARGET static void QV_FN(q4_k_fit)(const float *xt, struct kq_fit *f)
+{
+	const qv zero = qv_zero();
+	qv wt[QNS][32], fl[QNS][32], min[QNS], max[QNS], xmin[QNS], min0[QNS], sum_w[QNS];
+	qv sum_x[QNS], scale[QNS], best[QNS], liscale[QNS], lmin[QNS], iscale[QNS];
+	qm zm[QNS];
+	uint64_t zbits = 0;
+	int i, is, s;
+
+#pragma GCC unroll 4
+	for (s = 0; s < QNS; s++) {
+		const float *xs = xt + 32 * QW * s;
+		qv sx2 = zero, av, sc;
+
+		for (i = 0; i < 32; i++)
+			sx2 = qv_add(sx2, qv_mul(qv_load(xs + QW * i), qv_load(xs + QW * i)));
+		av = qv_sqrt(qv_div(sx2, qv_set1(32.f)));
+		for (i = 0; i < 32; i++)
+			wt[s][i] = qv_add(av, qv_abs(qv_load(xs + QW * i)));
+		min[s] = max[s] = qv_load(xs);
+		sum_w[s] = wt[s][0];
+		sum_x[s] = qv_mul(sum_w[s], qv_load(xs));
+		for (i = 1; i < 32; i++) {
+			const qv x = qv_load(xs + QW * i);
+
+			min[s] = qv_blend(min[s], x, qv_cmp(x, min[s], _CMP_LT_OQ));
+			max[s] = qv_blend(max[s], x, qv_cmp(x, max[s], _CMP_GT_OQ));
+			sum_w[s] = qv_add(sum_w[s], wt[s][i]);
+			sum_x[s] = qv_add(sum_x[s], qv_mul(wt[s][i], x));
+		}
+		xmin[s] = min[s];
+		min[s] = qv_blend(min[s], zero, qv_cmp(min[s], zero, _CMP_GT_OQ));
+		min0[s] = min[s];
+		zm[s] = qv_cmp(max[s], min[s], _CMP_EQ_OQ);
+		liscale[s] = qv_div(qv_set1(15.f), qv_sub(max[s], min[s]));
+		sc = qv_div(qv_set1(1.f), liscale[s]);
+		best[s] = zero;
+		for (i = 0; i < 32; i++) {
+			const qv x = qv_load(xs + QW * i);
+			qv l = QV_FN(code_bits)(qv_mul(liscale[s], qv_sub(x, min[s])), 0, 15);
+			qv diff = qv_sub(qv_add(qv_mul(sc, l), min[s]), x);
+
+			diff = qv_mul(diff, diff);
+			best[s] = qv_add(best[s], qv_mul(wt[s][i], diff));
+		}
+		scale[s] = sc;
+		lmin[s] = min[s];
+		iscale[s] = qv_div(qv_set1(QV_FN(q4k_c)(0)), qv_sub(max[s], min[s]));
+	}
+	for (is = 0; is <= 20; is++) {
+		qv sl[QNS], sl2[QNS], sxl[QNS], err[QNS], ts[QNS], tm[QNS], d[QNS];
+		qv keep[QNS], moved[QNS];
+		int bounded = 1;
+
+#pragma GCC unroll 4
+		for (s = 0; s < QNS; s++) {
+			qv m = qv_max(qv_abs(qv_sub(max[s], min[s])), qv_abs(qv_sub(xmin[s], min[s])));
+
+			m = qv_mul(qv_abs(iscale[s]), m);
+			bounded &= qm_bits(qm_or(zm[s], qv_cmp(m, qv_set1(2097152.f), _CMP_LT_OQ))) ==
+				   QM_ALL;
+			sl[s] = sl2[s] = sxl[s] = err[s] = zero;
+		}
+		if (bounded)
+			QV_FN(q4k_sums)(1, xt, wt, fl, iscale, min, sl, sl2, sxl);
+		else
+			QV_FN(q4k_sums)(0, xt, wt, fl, iscale, min, sl, sl2, sxl);
+#pragma GCC unroll 4
+		for (s = 0; s < QNS; s++) {
+			qm pos;
+
+			d[s] = qv_sub(qv_mul(sum_w[s], sl2[s]), qv_mul(sl[s], sl[s]));
+			ts[s] = qv_div(qv_sub(qv_mul(sum_w[s], sxl[s]), qv_mul(sum_x[s], sl[s])), d[s]);
+			tm[s] = qv_div(qv_sub(qv_mul(sl2[s], sum_x[s]), qv_mul(sl[s], sxl[s])), d[s]);
+			pos = qv_cmp(tm[s], zero, _CMP_GT_OQ);
+			tm[s] = qv_blend(tm[s], zero, pos);
+			ts[s] = qv_blend(ts[s], qv_div(sxl[s], sl2[s]), pos);
+			keep[s] = qv_div(qv_set1(QV_FN(q4k_c)(is + 1)), qv_sub(max[s], min[s]));
+			moved[s] = qv_div(qv_set1(QV_FN(q4k_c)(is + 1)), qv_sub(max[s], tm[s]));
+		}
+		for (i = 0; i < 32; i++)
+#pragma GCC unroll 4
+			for (s = 0; s < QNS; s++) {
+				const qv x = qv_load(xt + (32 * s + i) * QW);
+				qv diff = qv_sub(qv_add(qv_mul(ts[s], fl[s][i]), tm[s]), x);
+
+				diff = qv_mul(diff, diff);
+				err[s] = qv_add(err[s], qv_mul(wt[s][i], diff));
+			}
+#pragma GCC unroll 4
+		for (s = 0; s < QNS; s++) {
+			qm acc = qm_and(qv_cmp(d[s], zero, _CMP_GT_OQ),
+					qv_cmp(err[s], best[s], _CMP_LT_OQ));
+
+			best[s] = qv_blend(best[s], err[s], acc);
+			scale[s] = qv_blend(scale[s], ts[s], acc);
+			liscale[s] = qv_blend(liscale[s], iscale[s], acc);
+			lmin[s] = qv_blend(lmin[s], min[s], acc);
+			min[s] = qv_blend(min[s], tm[s], acc);
+			iscale[s] = qv_blend(keep[s], moved[s], acc);
+		}
+	}
+	for (s = 0; s < QNS; s++) {
+		/* a lane with max == min returned early in _ref */
+		qv_store(f->scale + QW * s, qv_blend(scale[s], zero, zm[s]));
+		qv_store(f->the_min + QW * s, qv_neg(qv_blend(min[s], min0[s], zm[s])));
+		qv_store(f->liscale + QW * s, liscale[s]);
+		qv_store(f->lmin + QW * s, lmin[s]);
+		zbits |= (uint64_t)qm_bits(zm[s]) << (QW * s);
+	}
+	f->zmask = zbits;
+}
+
+/*
+ * make_qx_quants(16, 32, x, L, 1, NULL) of the QNS QW sub-blocks in xt
+ * (QNS, 16, QW) (kq_lanes), into f->scale, f->liscale and f->zmask.  The
+ * candidates' sums are independent; only the choice is a chain.  In a lane
+ * that does not return early |max| >= 1e-15 and |x| <= |max|, so
+ * |iscale * x| <= 32.9 (1 + 2^-23)^2 and code32 applies.
+ */
+QV_TARGET static void QV_FN(q6_k_fit)(const float *xt, struct kq_fit *f)
+{
+	const qv zero = qv_zero();
+	qv w[QNS][16], wx[QNS][16], max[QNS], scale[QNS], best[QNS], liscale[QNS];
+	qm zm[QNS];
+	uint64_t zbits = 0;
+	int i, k, s;
+
+#pragma GCC unroll 4
+	for (s = 0; s < QNS; s++) {
+		qv amax = zero;
+
+		max[s] = zero;
+		for (i = 0; i < 16; i++) {
+			const qv x = qv_load(xt + (16 * s + i) * QW), ax = qv_abs(x);
+			const qm gt = qv_cmp(ax, amax, _CMP_GT_OQ);
+
+			amax = qv_blend(amax, ax, gt);
+			max[s] = qv_blend(max[s], x, gt);
+			w[s][i] = qv_mul(x, x);
+			wx[s][i] = qv_mul(w[s][i], x);
+		}
+		zm[s] = qv_cmp(amax, qv_set1(GROUP_MAX_EPS), _CMP_LT_OQ);
+		scale[s] = best[s] = liscale[s] = zero; /* set at k = 0 */
+	}
+	/* k = 0: iscale -nmax / max; then is = -9 .. -1, 1 .. 9 */
+	for (k = 0; k < 19; k++) {
+		const int is = k < 10 ? k - 10 : k - 9;
+		const float c = k == 0 ? -32.f : -(32.f + 0.1f * (float)is);
+		qv iscale[QNS], sumlx[QNS], suml2[QNS];
+
+#pragma GCC unroll 4
+		for (s = 0; s < QNS; s++) {
+			iscale[s] = qv_div(qv_set1(c), max[s]);
+			sumlx[s] = suml2[s] = zero;
+		}
+		for (i = 0; i < 16; i++)
+#pragma GCC unroll 4
+			for (s = 0; s < QNS; s++) {
+				qv l = QV_FN(code32)(qv_mul(iscale[s], qv_load(xt + (16 * s + i) * QW)));
+
+				sumlx[s] = qv_add(sumlx[s], qv_mul(wx[s][i], l));
+				suml2[s] = qv_add(suml2[s], qv_mul(qv_mul(w[s][i], l), l));
+			}
+#pragma GCC unroll 4
+		for (s = 0; s < QNS; s++) {
+			if (k == 0) {
+				scale[s] = qv_blend(zero, qv_div(sumlx[s], suml2[s]),
+						    qv_cmp(suml2[s], zero, _CMP_NEQ_UQ));
+				best[s] = qv_mul(scale[s], sumlx[s]);
+				liscale[s] = iscale[s];
+			} else {
+				qm acc = qm_and(qv_cmp(suml2[s], zero, _CMP_GT_OQ),
+						qv_cmp(qv_mul(sumlx[s], sumlx[s]),
+						       qv_mul(best[s], suml2[s]), _CMP_GT_OQ));
+				qv ns = qv_div(sumlx[s], suml2[s]);
+
+				scale[s] = qv_blend(scale[s], ns, acc);
+				best[s] = qv_blend(best[s], qv_mul(ns, sumlx[s]), acc);
+				liscale[s] = qv_blend(liscale[s], iscale[s], acc);
+			}
+		}
+	}
+	for (s = 0; s < QNS; s++) {
+		qv_store(f->scale + QW * s, qv_blend(scale[s], zero, zm[s]));
+		qv_store(f->liscale + QW * s, liscale[s]);
+		zbits |= (uint64_t)qm_bits(zm[s]) << (QW * s);
+	}
+	f->zmask = zbits;
+}
+
+#undef QW
+#undef QNS
+#undef QV_TARGET
+#undef QV_FN
+#undef qv
+#undef qm
+#undef qv_load
+#undef qv_store
+#undef qv_set1
+#undef qv_zero
+#undef qv_add
+#undef qv_sub
+#undef qv_mul
+#undef qv_div
+#undef qv_sqrt
+#undef qv_max
+#undef qv_abs
+#undef qv_neg
+#undef qv_round
+#undef qv_blend
+#undef qv_cmp
+#undef qm_and
+#undef qm_or
+#undef qm_bits
+#undef qi
+#undef qi_set1
+#undef qi_and
+#undef qi_sub
+#undef qi_max
+#undef qi_min
+#undef qi_minu
+#undef qi_of
+#undef qv_of
+#undef qv_cvt
+#undef QM_ALL
+#endif /* QG_KQ_W */
