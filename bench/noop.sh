@@ -9,7 +9,7 @@ ws=$top/build/bench/noop
 rm -rf "$ws"
 mkdir -p "$ws/models"
 for i in 0 1 2 3 4; do
-	python3 "$top/bench/gen_llama2c.py" "$ws/models/m$i.bin" 64 128 2 4 4 300 64 "$i"
+	python3 "$top/bench/gen_llama2c.py" "$ws/models/m$i.bin" 64 128 2 4 4 300 128 "$i"
 done
 {
 	echo "models:"

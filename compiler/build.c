@@ -869,6 +869,26 @@ static char read_verdict(struct sched *sc, size_t i)
 
 	if (sc->verdict[i] || pt->report->state != MCB_STEP_DONE)
 		return sc->verdict[i];
+	if (pt->report->action.log) {
+		/* the report step logs "FAILED <gate>" for each failed gate and
+		 * nothing else: its action entry, already read, says it all
+		 * without opening report.json (the no-op rebuild's main cost) */
+		const char *l = pt->report->action.log;
+		struct mcb_buf lines = MCB_BUF_INIT;
+
+		while (*l) {
+			size_t len = strcspn(l, "\n");
+
+			if (len > 7 && !strncmp(l, "FAILED ", 7))
+				mcb_buf_printf(&lines, "%.*s\n", (int)(len - 7), l + 7);
+			l += len + (l[len] == '\n');
+		}
+		sc->verdict[i] = lines.len ? 'f' : 'p';
+		if (lines.len)
+			sc->failures[i] = mcb_arena_strdup(sc->arena, mcb_buf_str(&lines));
+		mcb_buf_release(&lines);
+		return sc->verdict[i];
+	}
 	o = output_of(pt->report, "report.json");
 	rc = o ? mcb_store_get_mem(sc->b->store, &o->digest, &b, &e) : MCB_ENOENT;
 	if (rc == MCB_ECORRUPT || rc == MCB_ENOENT) {
