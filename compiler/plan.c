@@ -33,6 +33,7 @@ struct planner {
 	struct mcb_strmap interned; /* identity -> struct mcb_plan_step * */
 	struct mcb_strmap configs;  /* model name -> struct mcb_llama_config * */
 	const char *host;           /* CPU model, read on first need */
+	struct mcb_strmap stacks;   /* model, scheme, format, calibration -> plan_stack's step */
 };
 
 static void add_user(struct mcb_plan_step *from, struct mcb_plan_step *user)
@@ -796,6 +797,28 @@ static struct mcb_plan_step *plan_stack(struct planner *pl, const struct mcb_tar
 				       t->scheme->name, nparts),
 		      model_out, 1);
 }
+/* plan_stack, once per model, scheme, export format and calibration: the
+ * targets that differ only in hardware of one export format (the no-op
+ * rebuild of many targets spends its planning time here) share the result,
+ * the steps being interned anyway. */
+static struct mcb_plan_step *plan_stack_once(struct planner *pl, const struct mcb_target *t,
+					     struct mcb_plan_step *imp)
+{
+	char *calib = t->calibration ? json_dumps(t->calibration, JSON_COMPACT | JSON_SORT_KEYS)
+				     : NULL;
+	const char *key = mcb_arena_printf(pl->a, "%s\n%s\n%s\n%s", t->model->name,
+					   t->scheme->name, t->export_format,
+					   calib ? calib : "");
+	struct mcb_plan_step *s = mcb_strmap_get(&pl->stacks, key);
+
+	free(calib);
+	if (s)
+		return s;
+	if ((s = plan_stack(pl, t, imp)))
+		mcb_strmap_put(&pl->stacks, key, s);
+	return s;
+}
+
 static struct mcb_plan_step *plan_export(struct planner *pl, const struct mcb_target *t,
 					 struct mcb_plan_step *prev)
 {
@@ -1074,7 +1097,7 @@ static void drop_unused(struct mcb_plan *p)
 int mcb_plan_build(struct mcb_plan *p, struct mcb_arena *a, struct mcb_target *const *targets,
 		   size_t n, struct mcb_diags *d)
 {
-	struct planner pl = {p, a, d, MCB_STRMAP_INIT, MCB_STRMAP_INIT, NULL};
+	struct planner pl = {p, a, d, MCB_STRMAP_INIT, MCB_STRMAP_INIT, NULL, MCB_STRMAP_INIT};
 	size_t before = d->nerr;
 	size_t ti, i;
 
@@ -1087,7 +1110,7 @@ int mcb_plan_build(struct mcb_plan *p, struct mcb_arena *a, struct mcb_target *c
 		size_t nd;
 
 		imp = plan_import(&pl, t->model);
-		if (!(s = plan_stack(&pl, t, imp)))
+		if (!(s = plan_stack_once(&pl, t, imp)))
 			continue;
 		exp = plan_export(&pl, t, s);
 		rep = plan_report(&pl, t, imp, s, exp);
@@ -1116,6 +1139,7 @@ int mcb_plan_build(struct mcb_plan *p, struct mcb_arena *a, struct mcb_target *c
 		p->targets[p->ntargets++].bundle = bundle;
 	}
 	mcb_strmap_release(&pl.interned);
+	mcb_strmap_release(&pl.stacks);
 	mcb_strmap_release(&pl.configs);
 	if (d->nerr > before) {
 		drop_unused(p);
