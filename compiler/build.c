@@ -68,6 +68,7 @@ struct sched {
 	char **failures;  /* per plan target with 'f': its failed gates, one per line */
 	int exclusive;	  /* a step that must run alone is running */
 	const struct mcb_plan_step *last_started;
+	struct mcb_buf enc; /* the action encoding compute_key made last */
 };
 
 /* ---- output ---- */
@@ -340,7 +341,7 @@ static int compute_key(struct sched *sc, struct mcb_plan_step *s)
 {
 	struct mcb_build *b = sc->b;
 	struct mcb_errctx e;
-	struct mcb_buf enc = MCB_BUF_INIT, params = MCB_BUF_INIT;
+	struct mcb_buf *enc = &sc->enc, params = MCB_BUF_INIT;
 	size_t i;
 
 	mcb_errclear(&e);
@@ -371,25 +372,36 @@ static int compute_key(struct sched *sc, struct mcb_plan_step *s)
 			return -1;
 		}
 	}
-	if (s->target) {
+	/* a bundle's provenance is large (every step of its chain): encoded
+	 * here for the key, kept only when the bundle runs (start()) */
+	if (s->target)
 		bundle_params_enc(s, &params);
-		s->params_enc = mcb_arena_strndup(sc->arena, params.data, params.len);
-	} else if (!s->params_enc) {
+	else if (!s->params_enc) {
 		mcb_json_canonical(s->params, &params);
 		s->params_enc = mcb_arena_strndup(sc->arena, params.data, params.len);
 	}
-	mcb_buf_adds(&enc, "{\"inputs\":");
-	add_inputs(&enc, s);
-	mcb_buf_adds(&enc, ",\"kind\":");
-	mcb_json_canonical_str(s->kind->name, &enc);
-	mcb_buf_adds(&enc, ",\"params\":");
-	mcb_buf_adds(&enc, s->params_enc);
-	mcb_buf_printf(&enc, ",\"version\":%d}", s->kind->version);
-	mcb_sha256(enc.data, enc.len, &s->key);
-	s->encoding = mcb_arena_strndup(sc->arena, enc.data, enc.len);
-	mcb_buf_release(&enc);
+	enc->len = 0;
+	mcb_buf_adds(enc, "{\"inputs\":");
+	add_inputs(enc, s);
+	mcb_buf_adds(enc, ",\"kind\":");
+	mcb_json_canonical_str(s->kind->name, enc);
+	mcb_buf_adds(enc, ",\"params\":");
+	if (s->target)
+		mcb_buf_add(enc, params.data, params.len);
+	else
+		mcb_buf_adds(enc, s->params_enc);
+	mcb_buf_printf(enc, ",\"version\":%d}", s->kind->version);
+	mcb_sha256(enc->data, enc->len, &s->key);
+	s->encoding = ""; /* the key is known; keep_encoding() when it is a miss */
 	mcb_buf_release(&params);
 	return 0;
+}
+
+/* After a lookup miss of the step compute_key saw last: keep its encoding
+ * (the explain log records it when the step runs; -d explain compares it). */
+static void keep_encoding(struct sched *sc, struct mcb_plan_step *s)
+{
+	s->encoding = mcb_arena_strndup(sc->arena, sc->enc.data, sc->enc.len);
 }
 
 /* Look s's key up.  Returns 1 on a hit (s->action filled), 0 on a miss. */
@@ -679,16 +691,18 @@ static int start(struct sched *sc, struct mcb_plan_step *s)
 	if (!j)
 		return -1;
 	if (s->target) {
-		struct mcb_buf check = MCB_BUF_INIT;
+		struct mcb_buf check = MCB_BUF_INIT, enc = MCB_BUF_INIT;
 
 		json_decref(s->params);
 		s->params = bundle_params(s);
 		mcb_json_canonical(s->params, &check);
-		if (strcmp(check.data, s->params_enc))
+		bundle_params_enc(s, &enc);
+		if (check.len != enc.len || memcmp(check.data, enc.data, enc.len))
 			mcb_die("internal error: the provenance of %s encodes differently from its "
 				"key",
 				s->desc);
 		mcb_buf_release(&check);
+		mcb_buf_release(&enc);
 	}
 	if (pipe(fds) < 0) {
 		fail(sc, "cannot create a pipe: %s", strerror(errno));
@@ -1116,6 +1130,7 @@ static int advance(struct sched *sc, int no_start)
 				changed = 1;
 				continue;
 			}
+			keep_encoding(sc, s);
 			if (sc->b->opts.explain) {
 				struct mcb_buf why = MCB_BUF_INIT;
 
@@ -1149,9 +1164,12 @@ static void dry_run(struct sched *sc)
 		for (j = 0; j < s->ndeps; j++)
 			if (s->deps[j].from && s->deps[j].from->state != MCB_STEP_DONE)
 				known = 0;
-		if (known && compute_key(sc, s) == 0 && lookup(sc, s)) {
-			mark_done(sc, s, 0);
-			continue;
+		if (known && compute_key(sc, s) == 0) {
+			if (lookup(sc, s)) {
+				mark_done(sc, s, 0);
+				continue;
+			}
+			keep_encoding(sc, s);
 		}
 		s->state = MCB_STEP_DRY;
 		sc->total++;
@@ -1295,6 +1313,7 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 	if (mcb_os_exists(b->blobdir))
 		(void)mcb_os_rmtree(b->blobdir, NULL);
 out:
+	mcb_buf_release(&sc.enc);
 	if (b->opts.tty && sc.started)
 		fputc('\n', b->out), sc.status_shown = 0;
 	fflush(b->out);
