@@ -281,6 +281,13 @@ struct lowering {
 	json_t *used; /* override patterns that named some tensor */
 	int bad;      /* an error was reported */
 	int64_t keep; /* structured pruning: heads or channels kept, 0 otherwise */
+	/* quantize without overrides: every tensor of the layers (memo[0]) or of
+	 * the globals (memo[1]) resolves alike, so it is resolved once */
+	struct {
+		int done;
+		const char *why; /* cannot be exported so, or NULL */
+		json_t *r;	 /* mcb_quantize_resolve's result */
+	} memo[2];
 };
 
 static void lower_error(struct lowering *lw, const char *fmt, ...)
@@ -409,6 +416,7 @@ static json_t *quantize_group(struct lowering *lw, int64_t layer)
 	const char *names[NLAYER_WEIGHTS + 2];
 	size_t i, n = group_tensors(lw, layer, names);
 	json_t *tensors = json_object(), *g;
+	int plain = !json_object_size(json_object_get(tp, "overrides"));
 
 	for (i = 0; i < n; i++) {
 		json_t *p, *r;
@@ -417,22 +425,34 @@ static json_t *quantize_group(struct lowering *lw, int64_t layer)
 
 		if (layer < 0 && !quantize_global(fmt, method, names[i]))
 			continue;
-		p = tensor_params(tp, names[i], lw->used);
-		if (mcb_param_bool(p, "skip", 0)) {
-			json_decref(p);
-			continue;
+		if (plain && lw->memo[layer < 0].done) {
+			why = lw->memo[layer < 0].why;
+			r = json_incref(lw->memo[layer < 0].r);
+			p = NULL;
+		} else {
+			p = tensor_params(tp, names[i], lw->used);
+			if (mcb_param_bool(p, "skip", 0)) {
+				json_decref(p);
+				continue;
+			}
+			json_object_del(p, "skip");
+			if (layer < 0)
+				json_object_set_new(p, "method", json_string("rtn"));
+			if (!(lw->se->tech->validate && (why = lw->se->tech->validate(p))))
+				why = lw->se->tech->check_format(p, fmt);
+			r = why ? NULL : mcb_quantize_resolve(p, fmt);
+			if (plain) {
+				lw->memo[layer < 0].done = 1;
+				lw->memo[layer < 0].why = why;
+				lw->memo[layer < 0].r = json_incref(r);
+			}
 		}
-		json_object_del(p, "skip");
-		if (layer < 0)
-			json_object_set_new(p, "method", json_string("rtn"));
-		if ((lw->se->tech->validate && (why = lw->se->tech->validate(p))) ||
-		    (why = lw->se->tech->check_format(p, fmt))) {
+		if (why) {
 			lower_error(lw, "tensor '%s' (with its overrides) cannot be exported as %s: %s",
 				    names[i], fmt, why);
 			json_decref(p);
 			continue;
 		}
-		r = mcb_quantize_resolve(p, fmt);
 		weight_shape(lw, lw - (lw->se - lw->t->scheme->stack), names[i], &rows, &cols);
 		if ((why = unpackable(lw->pl, fmt, r, rows, cols)))
 			json_object_set_new(tensors, names[i], json_pack("{s:s}", "fallback", why));
@@ -771,6 +791,8 @@ static struct mcb_plan_step *plan_stack(struct planner *pl, const struct mcb_tar
 					    pat, t->model->name);
 		bad |= lw[i].bad;
 		json_decref(lw[i].used);
+		json_decref(lw[i].memo[0].r);
+		json_decref(lw[i].memo[1].r);
 	}
 	if (bad)
 		return NULL;

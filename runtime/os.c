@@ -316,9 +316,15 @@ char *mcb_os_cpu_model(struct mcb_arena *a)
 
 int mcb_os_ncpu(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	static _Atomic int ncpu; /* glibc reads /sys on every sysconf call */
+	int v = ncpu;
 
-	return n < 1 ? 1 : (int)n;
+	if (!v) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		ncpu = v = n < 1 ? 1 : (int)n;
+	}
+	return v;
 }
 
 int64_t mcb_os_now_ns(void)
