@@ -266,13 +266,16 @@ static void bundle_params_enc(struct mcb_plan_step *s, struct mcb_buf *b)
 	const struct mcb_target *t = s->target;
 	struct mcb_buf resolved = MCB_BUF_INIT;
 	struct mcb_digest rd;
-	struct utsname u;
+	static struct utsname u; /* one host: asked once */
+	static int have_u = -1;
 	size_t i, j, nsrc = 0;
 
+	if (have_u < 0)
+		have_u = uname(&u) == 0;
 	mcb_json_canonical(t->resolved, &resolved);
 	mcb_sha256(resolved.data, resolved.len, &rd);
 	mcb_buf_adds(b, "{");
-	if (uname(&u) == 0) {
+	if (have_u) {
 		mcb_buf_adds(b, "\"host\":{\"arch\":");
 		mcb_json_canonical_str(u.machine, b);
 		mcb_buf_adds(b, ",\"os\":");
