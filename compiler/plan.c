@@ -279,6 +279,9 @@ struct lowering {
 	const struct mcb_stack_entry *se;
 	const struct mcb_llama_config *cfg;
 	json_t *used; /* override patterns that named some tensor */
+	json_t *kept; /* patterns naming a tensor the export keeps in floating point */
+	int64_t nquant;          /* quantize: weights planned in the format's codes */
+	const char *first_fallback; /* quantize: "tensor: why" of the first that is not */
 	int bad;      /* an error was reported */
 	int64_t keep; /* structured pruning: heads or channels kept, 0 otherwise */
 	/* quantize without overrides: every tensor of the layers (memo[0]) or of
@@ -423,8 +426,15 @@ static json_t *quantize_group(struct lowering *lw, int64_t layer)
 		const char *why;
 		int64_t rows, cols;
 
-		if (layer < 0 && !quantize_global(fmt, method, names[i]))
+		if (layer < 0 && !quantize_global(fmt, method, names[i])) {
+			const char *pat;
+			json_t *v;
+
+			json_object_foreach (json_object_get(tp, "overrides"), pat, v)
+				if (pattern_matches(pat, names[i]))
+					json_object_set_new(lw->kept, pat, json_string(names[i]));
 			continue;
+		}
 		if (plain && lw->memo[layer < 0].done) {
 			why = lw->memo[layer < 0].why;
 			r = json_incref(lw->memo[layer < 0].r);
@@ -454,15 +464,20 @@ static json_t *quantize_group(struct lowering *lw, int64_t layer)
 			continue;
 		}
 		weight_shape(lw, lw - (lw->se - lw->t->scheme->stack), names[i], &rows, &cols);
-		if ((why = unpackable(lw->pl, fmt, r, rows, cols)))
+		if ((why = unpackable(lw->pl, fmt, r, rows, cols))) {
 			json_object_set_new(tensors, names[i], json_pack("{s:s}", "fallback", why));
-		else
+			if (!lw->first_fallback)
+				lw->first_fallback =
+					mcb_arena_printf(lw->pl->a, "%s: %s", names[i], why);
+		} else {
+			lw->nquant++;
 			json_object_set_new(
 				tensors, names[i],
 				json_pack("{s:O, s:O, s:O, s:O}", "bits", json_object_get(r, "bits"),
 					  "group_size", json_object_get(r, "group_size"), "symmetric",
 					  json_object_get(r, "symmetric"), "ggml_type",
 					  json_object_get(r, "ggml_type")));
+		}
 		json_decref(r);
 		json_decref(p);
 	}
@@ -712,6 +727,7 @@ static struct mcb_plan_step *plan_stack(struct planner *pl, const struct mcb_tar
 		lw[i].se = &t->scheme->stack[i];
 		lw[i].cfg = cfg;
 		lw[i].used = json_object();
+		lw[i].kept = json_object();
 		any_calib |= needs_calib(lw[i].se);
 	}
 	sequential = any_calib && mcb_param_bool(t->calibration, "sequential", 0);
@@ -783,14 +799,34 @@ static struct mcb_plan_step *plan_stack(struct planner *pl, const struct mcb_tar
 		json_t *v;
 
 		json_object_foreach (json_object_get(lw[i].se->params, "overrides"), pat, v)
-			if (!json_object_get(lw[i].used, pat) && !lw[i].bad)
+			if (!json_object_get(lw[i].used, pat) && !lw[i].bad &&
+			    json_object_get(lw[i].kept, pat))
+				lower_error(&lw[i],
+					    "override '%s' names %s, which a %s export keeps in "
+					    "floating point (gguf quantizes the embeddings and the "
+					    "classifier, safetensors an untied output.weight, gptq "
+					    "and awq checkpoints neither)",
+					    pat, json_string_value(json_object_get(lw[i].kept, pat)),
+					    t->export_format);
+			else if (!json_object_get(lw[i].used, pat) && !lw[i].bad)
 				lower_error(&lw[i],
 					    "override '%s' names no tensor of model '%s' (its "
-					    "tensors are named like blk.0.ffn_down.weight and "
-					    "output.weight)",
-					    pat, t->model->name);
+					    "tensors are named like blk.0.ffn_down.weight and %s)",
+					    pat, t->model->name,
+					    cfg->tied_embeddings
+						    ? "token_embd.weight, which is also its "
+						      "classifier: it has no output.weight"
+						    : "output.weight");
+		if (!lw[i].bad && !strcmp(lw[i].se->tech->name, "quantize") && !lw[i].nquant &&
+		    lw[i].first_fallback &&
+		    (!strcmp(t->export_format, "gptq") || !strcmp(t->export_format, "awq")))
+			lower_error(&lw[i],
+				    "with these parameters no weight of model '%s' can be stored in "
+				    "a %s checkpoint: every one would stay in floating point (%s)",
+				    t->model->name, t->export_format, lw[i].first_fallback);
 		bad |= lw[i].bad;
 		json_decref(lw[i].used);
+		json_decref(lw[i].kept);
 		json_decref(lw[i].memo[0].r);
 		json_decref(lw[i].memo[1].r);
 	}
@@ -815,8 +851,8 @@ static struct mcb_plan_step *plan_stack(struct planner *pl, const struct mcb_tar
 	return intern(pl, "assemble", json_object(), deps, nd,
 		      mcb_arena_printf(pl->a, "assemble %s %s %s", t->model->name, t->scheme->name,
 				       t->export_format),
-		      mcb_arena_printf(pl->a, "assemble %s/%s (%zu parts)", t->model->name,
-				       t->scheme->name, nparts),
+		      mcb_arena_printf(pl->a, "assemble %s/%s (%zu part%s)", t->model->name,
+				       t->scheme->name, nparts, nparts == 1 ? "" : "s"),
 		      model_out, 1);
 }
 /* plan_stack, once per model, scheme, export format and calibration: the
