@@ -82,6 +82,7 @@ UNIT_TESTS = $(BASE_TESTS) $(CACHE_TESTS) $(FMT_TESTS) $(QUANT_TESTS) $(ENGINE_T
 	$(STATS_TESTS) $(TOK_TESTS) $(REPORT_TESTS) $(FRONT_TESTS) $(CORE_TESTS)
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%)
 HARNESS = $(BUILD)/tests/harness.o
+STEPRUN = $(BUILD)/tests/steprun.o # step runs for the tests that link every object
 
 all: mcbuild
 
@@ -110,7 +111,7 @@ $(BUILD)/gen/builtin.c: $(HW_YAML) Makefile
 $(BUILD)/gen/builtin.o: $(BUILD)/gen/builtin.c
 	$(CC) $(MCB_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%.o: tests/unit/%.c tests/unit/harness.h include/mcb/*.h
+$(BUILD)/tests/%.o: tests/unit/%.c tests/unit/harness.h tests/unit/steprun.h include/mcb/*.h
 	@mkdir -p $(@D)
 	$(CC) $(MCB_CFLAGS) -Itests/unit -c -o $@ $<
 
@@ -134,7 +135,7 @@ $(REPORT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNE
 	$(CC) -o $@ $^ $(MCB_LIBS)
 $(FRONT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(BASE_OBJ) $(FRONT_OBJ)
 	$(CC) -o $@ $^ $(MCB_LIBS)
-$(CORE_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(ALL_OBJ)
+$(CORE_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(STEPRUN) $(ALL_OBJ)
 	$(CC) -o $@ $^ $(MCB_LIBS)
 
 $(HARNESS): tests/unit/harness.c tests/unit/harness.h

@@ -1,5 +1,6 @@
 /* harness: see harness.h. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "mcb/rng.h"
 
 static const char *current;
 static int current_failed, current_skipped;
@@ -129,6 +131,62 @@ void mcbt_write(const char *path, const void *p, size_t n)
 		fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
 		exit(2);
 	}
+}
+
+double mcbt_gauss(struct mcb_rng *r)
+{
+	double u1 = mcb_rng_double(r), u2 = mcb_rng_double(r);
+
+	if (u1 < 1e-300)
+		u1 = 1e-300;
+	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void mcbt_put(const char *dir, const char *name, const void *p, size_t n)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	mcbt_write(path, p, n);
+}
+
+void mcbt_put_args(const char *dir, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= sizeof(buf)) {
+		fprintf(stderr, "mcbt_put_args: %s/args.json would be truncated\n", dir);
+		exit(2);
+	}
+	mcbt_put(dir, "args.json", buf, (size_t)len);
+}
+
+int mcbt_get(const char *dir, const char *name, void *p, size_t n)
+{
+	char path[4200];
+	FILE *f;
+	size_t got;
+	int extra;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "rb");
+	if (!f) {
+		mcbt_fail(__FILE__, __LINE__, "cannot read %s", path);
+		return -1;
+	}
+	got = n ? fread(p, 1, n, f) : 0;
+	extra = fgetc(f) != EOF;
+	fclose(f);
+	if (got != n || extra) {
+		mcbt_fail(__FILE__, __LINE__, "%s: expected %zu bytes", path, n);
+		return -1;
+	}
+	return 0;
 }
 
 void mcbt_write_llama2c(const char *path, int dim, int hidden, int layers, int heads, int kv,

@@ -36,6 +36,15 @@ const char *mcbt_tmpdir(void);
 const char *mcbt_data(const char *rel);
 /* Write n bytes to path (test fixture helper); aborts the test binary on failure. */
 void mcbt_write(const char *path, const void *p, size_t n);
+/* For the numpy cross-checks: dir/name with n bytes; dir/args.json from a
+ * printf format; dir/name read back, exactly n bytes (0, or -1 after a
+ * check failure naming the file). */
+void mcbt_put(const char *dir, const char *name, const void *p, size_t n);
+void mcbt_put_args(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int mcbt_get(const char *dir, const char *name, void *p, size_t n);
+struct mcb_rng;
+/* A standard normal value from r (Box-Muller). */
+double mcbt_gauss(struct mcb_rng *r);
 /* A llama2.c checkpoint with small deterministic random weights (|w| <= 0.25). */
 void mcbt_write_llama2c(const char *path, int dim, int hidden, int layers, int heads, int kv,
 			int vocab, int seq);

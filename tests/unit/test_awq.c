@@ -33,11 +33,7 @@ static struct mcb_rng rng;
 
 static double gauss(void)
 {
-	double u1 = mcb_rng_double(&rng), u2 = mcb_rng_double(&rng);
-
-	if (u1 < 1e-300)
-		u1 = 1e-300;
-	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+	return mcbt_gauss(&rng);
 }
 
 static float *fvec(int64_t n)
@@ -97,50 +93,6 @@ static void make_inputs(float *x, float *x_mean, int64_t n, int64_t cols, int no
 static const char *need_python(void)
 {
 	return mcbt_python("tests/compat/awq_ref.py");
-}
-
-static void put(const char *dir, const char *name, const void *p, size_t n)
-{
-	char path[4200];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	mcbt_write(path, p, n);
-}
-
-static int get(const char *dir, const char *name, void *p, size_t n)
-{
-	char path[4200];
-	FILE *f;
-	size_t got;
-	int extra;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	if (!f) {
-		mcbt_fail(__FILE__, __LINE__, "cannot read %s", path);
-		return -1;
-	}
-	got = fread(p, 1, n, f);
-	extra = fgetc(f) != EOF;
-	fclose(f);
-	if (got != n || extra) {
-		mcbt_fail(__FILE__, __LINE__, "%s: expected %zu bytes", path, n);
-		return -1;
-	}
-	return 0;
-}
-
-static void put_args(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put_args(const char *dir, const char *fmt, ...)
-{
-	char buf[2048];
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	put(dir, "args.json", buf, (size_t)len);
 }
 
 /* Run awq_ref.py cmd on dir; 0 and its output line, or -1 after a failure. */
@@ -252,15 +204,15 @@ static void test_quantizer_numpy(void)
 		CHECK_OK(mcb_awq_quantize(&p, w, R, C, q, sc, z, &e), &e);
 		CHECK_OK(mcb_awq_fake_quant(&p, w, R, C, deq, &e), &e);
 		dir = mcbt_tmpdir();
-		put(dir, "w.f32", w, sizeof(float) * R * C);
-		put_args(dir,
+		mcbt_put(dir, "w.f32", w, sizeof(float) * R * C);
+		mcbt_put_args(dir,
 			 "{\"rows\": %d, \"cols\": %d, \"bits\": %d, \"group_size\": %d, "
 			 "\"fp16\": %d}",
 			 R, C, p.bits, (int)p.group_size, p.fp16_scale);
-		if (ref(py, "quant", dir, line, sizeof(line)) || get(dir, "q.u8", rq, R * C) ||
-		    get(dir, "scale.f32", rsc, sizeof(float) * R * ng) ||
-		    get(dir, "zero.u8", rz, R * ng) ||
-		    get(dir, "deq.f32", rdeq, sizeof(float) * R * C))
+		if (ref(py, "quant", dir, line, sizeof(line)) || mcbt_get(dir, "q.u8", rq, R * C) ||
+		    mcbt_get(dir, "scale.f32", rsc, sizeof(float) * R * ng) ||
+		    mcbt_get(dir, "zero.u8", rz, R * ng) ||
+		    mcbt_get(dir, "deq.f32", rdeq, sizeof(float) * R * C))
 			break;
 		bad = 0;
 		for (i = 0; i < (size_t)R * C; i++)
@@ -321,7 +273,7 @@ static void run_search_case(const char *py, const struct search_case *c,
 		l[i].w = w[i];
 		l[i].rows = c->rows[i];
 		snprintf(path, sizeof(path), "w%d.f32", i);
-		put(dir, path, w[i], sizeof(float) * (size_t)(c->rows[i] * c->cols));
+		mcbt_put(dir, path, w[i], sizeof(float) * (size_t)(c->rows[i] * c->cols));
 		len += snprintf(rows_json + len, sizeof(rows_json) - (size_t)len, "%s%d",
 				i ? ", " : "", (int)c->rows[i]);
 	}
@@ -354,18 +306,18 @@ static void run_search_case(const char *py, const struct search_case *c,
 	}
 	if (!py)
 		goto out;
-	put(dir, "x.f32", x, sizeof(float) * (size_t)(c->n * c->cols));
-	put(dir, "x_mean.f32", xm, sizeof(float) * (size_t)c->cols);
-	put_args(dir,
+	mcbt_put(dir, "x.f32", x, sizeof(float) * (size_t)(c->n * c->cols));
+	mcbt_put(dir, "x_mean.f32", xm, sizeof(float) * (size_t)c->cols);
+	mcbt_put_args(dir,
 		 "{\"cols\": %d, \"layers\": [%s], \"n\": %d, \"bits\": %d, \"group_size\": %d, "
 		 "\"fp16\": %d, \"duo\": %d, \"n_grid\": %d}",
 		 (int)c->cols, rows_json, (int)c->n, c->bits, (int)c->gs, c->fp16, c->duo,
 		 c->n_grid);
 	if (ref(py, "scale", dir, line, sizeof(line)) ||
-	    get(dir, "s.f32", rs, sizeof(float) * (size_t)c->cols) ||
-	    get(dir, "loss.f64", rloss, sizeof(double) * (size_t)c->n_grid) ||
-	    get(dir, "wmean.f64", rwm, sizeof(double) * (size_t)c->cols) ||
-	    get(dir, "rtn.f64", &rrtn, sizeof(double)))
+	    mcbt_get(dir, "s.f32", rs, sizeof(float) * (size_t)c->cols) ||
+	    mcbt_get(dir, "loss.f64", rloss, sizeof(double) * (size_t)c->n_grid) ||
+	    mcbt_get(dir, "wmean.f64", rwm, sizeof(double) * (size_t)c->cols) ||
+	    mcbt_get(dir, "rtn.f64", &rrtn, sizeof(double)))
 		goto out;
 	rbest = atoi(line);
 	CHECK_EQ(best, rbest);
@@ -552,17 +504,17 @@ static void test_clip_numpy(void)
 		}
 		if (py) {
 			dir = mcbt_tmpdir();
-			put(dir, "w.f32", w, sizeof(float) * (size_t)(R * C));
-			put(dir, "x.f32", x, sizeof(float) * (size_t)(N * C));
-			put_args(dir,
+			mcbt_put(dir, "w.f32", w, sizeof(float) * (size_t)(R * C));
+			mcbt_put(dir, "x.f32", x, sizeof(float) * (size_t)(N * C));
+			mcbt_put_args(dir,
 				 "{\"rows\": %d, \"cols\": %d, \"n\": %d, \"bits\": %d, "
 				 "\"group_size\": %d, \"fp16\": %d, \"clip_grid\": 20, "
 				 "\"clip_steps\": 10, \"clip_samples\": %d}",
 				 (int)R, (int)C, (int)N, p.bits, (int)p.group_size, p.fp16_scale,
 				 (int)p.clip_samples);
 			if (!ref(py, "clip", dir, line, sizeof(line)) &&
-			    !get(dir, "out.f32", rout, sizeof(float) * (size_t)(R * C)) &&
-			    !get(dir, "maxval.f32", rmv, sizeof(float) * (size_t)(R * ng))) {
+			    !mcbt_get(dir, "out.f32", rout, sizeof(float) * (size_t)(R * C)) &&
+			    !mcbt_get(dir, "maxval.f32", rmv, sizeof(float) * (size_t)(R * ng))) {
 				CHECK(memcmp(mv, rmv, sizeof(float) * (size_t)(R * ng)) == 0);
 				CHECK(memcmp(out, rout, sizeof(float) * (size_t)(R * C)) == 0);
 			}
@@ -658,15 +610,15 @@ static void test_smooth(void)
 	if (!py)
 		goto out;
 	dir = mcbt_tmpdir();
-	put(dir, "act.f32", act, sizeof(act));
-	put(dir, "s_c.f32", s, sizeof(s));
+	mcbt_put(dir, "act.f32", act, sizeof(act));
+	mcbt_put(dir, "s_c.f32", s, sizeof(s));
 	for (i = 0; i < NL; i++) {
 		snprintf(name, sizeof(name), "w%d.f32", i);
-		put(dir, name, w[i], sizeof(float) * (size_t)(rows[i] * COLS));
+		mcbt_put(dir, name, w[i], sizeof(float) * (size_t)(rows[i] * COLS));
 	}
-	put_args(dir, "{\"cols\": %d, \"layers\": [24, 40], \"alpha\": 0.5}", COLS);
-	if (ref(py, "smooth", dir, line, sizeof(line)) || get(dir, "s.f32", rs, sizeof(rs)) ||
-	    get(dir, "act_scale.f32", &ras, sizeof(ras)))
+	mcbt_put_args(dir, "{\"cols\": %d, \"layers\": [24, 40], \"alpha\": 0.5}", COLS);
+	if (ref(py, "smooth", dir, line, sizeof(line)) || mcbt_get(dir, "s.f32", rs, sizeof(rs)) ||
+	    mcbt_get(dir, "act_scale.f32", &ras, sizeof(ras)))
 		goto out;
 	for (j = 0; j < COLS; j++)
 		if (!rel_close(s[j], rs[j], U24))
@@ -676,10 +628,10 @@ static void test_smooth(void)
 	for (i = 0; i < NL; i++) {
 		CHECK_OK(mcb_awq_w8a8_weight(wf[i], rows[i], COLS, q, delta, &e), &e);
 		snprintf(name, sizeof(name), "q%d.i8", i);
-		if (get(dir, name, rq, (size_t)(rows[i] * COLS)))
+		if (mcbt_get(dir, name, rq, (size_t)(rows[i] * COLS)))
 			break;
 		snprintf(name, sizeof(name), "delta%d.f32", i);
-		if (get(dir, name, rdelta, sizeof(float) * (size_t)rows[i]))
+		if (mcbt_get(dir, name, rdelta, sizeof(float) * (size_t)rows[i]))
 			break;
 		CHECK(memcmp(q, rq, (size_t)(rows[i] * COLS)) == 0);
 		CHECK(memcmp(delta, rdelta, sizeof(float) * (size_t)rows[i]) == 0);

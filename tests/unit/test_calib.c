@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "steprun.h"
 #include "mcb/arena.h"
 #include "mcb/buf.h"
 #include "mcb/calib.h"
@@ -27,35 +28,6 @@
 #include "mcb/rng.h"
 #include "mcb/safetensors.h"
 #include "mcb/step.h"
-
-/* A llama2.c checkpoint with small random weights (as test_steps.c). */
-static void write_llama2c(const char *path, int dim, int hidden, int layers, int heads, int kv,
-			  int vocab, int seq)
-{
-	int32_t hdr[7] = {dim, hidden, layers, heads, kv, vocab, seq};
-	int kv_dim = dim * kv / heads, head = dim / heads;
-	size_t n = (size_t)vocab * dim + (size_t)layers * dim + (size_t)layers * dim * dim +
-		   2 * (size_t)layers * kv_dim * dim + (size_t)layers * dim * dim +
-		   (size_t)layers * dim + 3 * (size_t)layers * hidden * dim + dim +
-		   (size_t)seq * head;
-	float *w = malloc(n * sizeof(float));
-	uint32_t x = 12345;
-	FILE *f;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-		w[i] = ((float)(x % 20001) - 10000.0f) / 40000.0f;
-	}
-	/* norms of 1 (llama2.c puts them at fixed offsets; close enough: keep
-	 * them random, the engine does not care) */
-	f = fopen(path, "wb");
-	CHECK(f != NULL);
-	fwrite(hdr, sizeof(hdr), 1, f);
-	fwrite(w, sizeof(float), n, f);
-	fclose(f);
-	free(w);
-}
 
 /* ---- recording the captured rows ---- */
 
@@ -241,7 +213,7 @@ static void test_engine_stats(void)
 
 	snprintf(path, sizeof(path), "%s/synthetic.bin", dir);
 	/* hidden 300: ffn_down spans two Hessian tiles (256 + 44) */
-	write_llama2c(path, 64, 300, 2, 4, 2, 300, 64);
+	mcbt_write_llama2c(path, 64, 300, 2, 4, 2, 300, 64);
 	mcb_model_init(&m);
 	CHECK_OK(mcb_llama2c_read(path, &m, &e), &e);
 	memset(&r, 0, sizeof(r));
@@ -523,58 +495,6 @@ static void test_errors(void)
 
 /* ---- the step and the artefact ---- */
 
-struct run {
-	struct mcb_arena a;
-	struct mcb_buf log;
-	struct mcb_errctx e;
-	struct mcb_step_input in[8];
-	size_t nin;
-	const char *dir;
-	int threads;
-};
-
-static void add_input(struct run *r, const char *name, const char *path)
-{
-	struct mcb_errctx e;
-
-	r->in[r->nin].name = name;
-	r->in[r->nin].path = path;
-	CHECK_OK(mcb_sha256_file(path, &r->in[r->nin].digest, &r->in[r->nin].size, &e), &e);
-	r->nin++;
-}
-
-static int run_step(struct run *r, const struct mcb_stepkind *kind, const char *params,
-		    const char *out)
-{
-	struct mcb_stepctx sc;
-	json_t *p = json_loads(params, 0, NULL);
-	char *outdir = mcb_path_join(&r->a, r->dir, out);
-	struct mcb_errctx e;
-	int rc;
-
-	CHECK(p != NULL);
-	CHECK_OK(mcb_os_mkdirs(outdir, &e), &e);
-	memset(&sc, 0, sizeof(sc));
-	sc.params = p;
-	sc.in = r->in;
-	sc.nin = r->nin;
-	sc.outdir = outdir;
-	sc.scratch = &r->a;
-	sc.log = &r->log;
-	sc.e = &r->e;
-	sc.blas_threads = r->threads ? r->threads : 1;
-	mcb_errclear(&r->e);
-	rc = kind->run(&sc);
-	json_decref(p);
-	r->nin = 0;
-	return rc;
-}
-
-static char *path_in(struct run *r, const char *a, const char *b)
-{
-	return mcb_path_join(&r->a, mcb_path_join(&r->a, r->dir, a), b);
-}
-
 /* A tokens file with the test sequences. */
 static void write_tokens(const char *path, int64_t vocab)
 {
@@ -643,7 +563,7 @@ static void compare_file(struct mcb_calib_file *f, const struct mcb_calib *c, in
 
 static void test_step(void)
 {
-	struct run r;
+	struct mcbt_run r;
 	struct mcb_calib_file *f = NULL;
 	struct mcb_calib_opts o;
 	struct mcb_model m;
@@ -659,26 +579,26 @@ static void test_step(void)
 	memset(&rc, 0, sizeof(rc));
 	mcb_arena_init(&r.a);
 	r.dir = mcbt_tmpdir();
-	src = path_in(&r, ".", "synthetic.bin");
-	data = path_in(&r, ".", "calib.tokens");
-	write_llama2c(src, 64, 300, 2, 4, 2, 300, 64);
+	src = mcbt_run_path(&r, ".", "synthetic.bin");
+	data = mcbt_run_path(&r, ".", "calib.tokens");
+	mcbt_write_llama2c(src, 64, 300, 2, 4, 2, 300, 64);
 	write_tokens(data, 300);
-	add_input(&r, "source", src);
-	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "import"), &r.e);
-	model = path_in(&r, "import", "model.safetensors");
+	mcbt_run_input(&r, "source", src);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "import"), &r.e);
+	model = mcbt_run_path(&r, "import", "model.safetensors");
 
-	add_input(&r, "model", model);
-	add_input(&r, "data", data);
-	CHECK_OK(run_step(&r, &mcb_step_calibrate, params, "calib1"), &r.e);
+	mcbt_run_input(&r, "model", model);
+	mcbt_run_input(&r, "data", data);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_calibrate, params, "calib1"), &r.e);
 	CHECK(strstr(mcb_buf_str(&r.log), "calibrated on 8 sequences, 366 tokens") != NULL);
-	calib = path_in(&r, "calib1", "calib.safetensors");
+	calib = mcbt_run_path(&r, "calib1", "calib.safetensors");
 
 	/* any thread count: the same bytes */
 	r.threads = 2;
-	add_input(&r, "model", model);
-	add_input(&r, "data", data);
-	CHECK_OK(run_step(&r, &mcb_step_calibrate, params, "calib2"), &r.e);
-	CHECK(same_file(calib, path_in(&r, "calib2", "calib.safetensors")));
+	mcbt_run_input(&r, "model", model);
+	mcbt_run_input(&r, "data", data);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_calibrate, params, "calib2"), &r.e);
+	CHECK(same_file(calib, mcbt_run_path(&r, "calib2", "calib.safetensors")));
 	r.threads = 1;
 
 	/* the artefact reads back as the statistics computed in-process */
@@ -711,14 +631,14 @@ static void test_step(void)
 	f = NULL;
 
 	/* shorter sequences, a slice of layers, fewer items than asked */
-	add_input(&r, "model", model);
-	add_input(&r, "data", data);
-	CHECK_OK(run_step(&r, &mcb_step_calibrate,
+	mcbt_run_input(&r, "model", model);
+	mcbt_run_input(&r, "data", data);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_calibrate,
 			  "{\"samples\": 20, \"seq_len\": 16, \"max_samples\": 0, "
 			  "\"layer_first\": 1, \"layer_count\": 1}", "calib3"),
 		 &r.e);
 	CHECK(strstr(mcb_buf_str(&r.log), "only 8 sequences") != NULL);
-	CHECK_OK(mcb_calib_open(path_in(&r, "calib3", "calib.safetensors"), &f, &e), &e);
+	CHECK_OK(mcb_calib_open(mcbt_run_path(&r, "calib3", "calib.safetensors"), &f, &e), &e);
 	if (f) {
 		struct mcb_calib_stats s;
 
@@ -733,21 +653,21 @@ static void test_step(void)
 	mcb_calib_close(f);
 
 	/* parameter errors and the budget */
-	add_input(&r, "model", model);
-	add_input(&r, "data", data);
-	CHECK_ERR(run_step(&r, &mcb_step_calibrate, "{\"points\": [\"attn\"]}", "bad1"), &r.e,
+	mcbt_run_input(&r, "model", model);
+	mcbt_run_input(&r, "data", data);
+	CHECK_ERR(mcbt_run_step(&r, &mcb_step_calibrate, "{\"points\": [\"attn\"]}", "bad1"), &r.e,
 		  MCB_EINVAL, "unknown capture point 'attn'");
-	add_input(&r, "model", model);
-	add_input(&r, "data", data);
-	CHECK_ERR(run_step(&r, &mcb_step_calibrate, "{\"seq_len\": 65}", "bad2"), &r.e, MCB_ERANGE,
+	mcbt_run_input(&r, "model", model);
+	mcbt_run_input(&r, "data", data);
+	CHECK_ERR(mcbt_run_step(&r, &mcb_step_calibrate, "{\"seq_len\": 65}", "bad2"), &r.e, MCB_ERANGE,
 		  "do not fit the model's context");
-	add_input(&r, "model", model);
-	add_input(&r, "data", data);
-	CHECK_ERR(run_step(&r, &mcb_step_calibrate, "{\"memory_mb\": 1}", "bad3"), &r.e, MCB_ERANGE,
+	mcbt_run_input(&r, "model", model);
+	mcbt_run_input(&r, "data", data);
+	CHECK_ERR(mcbt_run_step(&r, &mcb_step_calibrate, "{\"memory_mb\": 1}", "bad3"), &r.e, MCB_ERANGE,
 		  "memory budget is 1.0 MiB");
-	add_input(&r, "model", model);
-	add_input(&r, "data", data);
-	CHECK_ERR(run_step(&r, &mcb_step_calibrate, "{\"mode\": \"fast\"}", "bad4"), &r.e,
+	mcbt_run_input(&r, "model", model);
+	mcbt_run_input(&r, "data", data);
+	CHECK_ERR(mcbt_run_step(&r, &mcb_step_calibrate, "{\"mode\": \"fast\"}", "bad4"), &r.e,
 		  MCB_EINVAL, "unknown engine mode");
 
 	mcb_calib_free(rc.c);
@@ -998,7 +918,7 @@ static void test_stories(void)
 	const char *p = mcbt_shared("models/stories260K.bin");
 	struct mcb_calib_file *f = NULL;
 	struct mcb_errctx e;
-	struct run r;
+	struct mcbt_run r;
 	int64_t t0, t1;
 	const char *model, *py;
 
@@ -1007,24 +927,24 @@ static void test_stories(void)
 	memset(&r, 0, sizeof(r));
 	mcb_arena_init(&r.a);
 	r.dir = mcbt_tmpdir();
-	add_input(&r, "source", p);
-	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "import"), &r.e);
-	model = path_in(&r, "import", "model.safetensors");
-	add_input(&r, "model", model);
-	CHECK_OK(run_step(&r, &mcb_step_sample,
+	mcbt_run_input(&r, "source", p);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "import"), &r.e);
+	model = mcbt_run_path(&r, "import", "model.safetensors");
+	mcbt_run_input(&r, "model", model);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_sample,
 			  "{\"sequences\": 8, \"length\": 128, \"seed\": 1, \"temperature\": 1.0, "
 			  "\"top_k\": 0}", "sample"),
 		 &r.e);
-	add_input(&r, "model", model);
-	add_input(&r, "data", path_in(&r, "sample", "data.tokens"));
+	mcbt_run_input(&r, "model", model);
+	mcbt_run_input(&r, "data", mcbt_run_path(&r, "sample", "data.tokens"));
 	t0 = mcb_os_now_ns();
-	CHECK_OK(run_step(&r, &mcb_step_calibrate,
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_calibrate,
 			  "{\"samples\": 8, \"seq_len\": 128, \"points\": [\"attn_in\", "
 			  "\"attn_out\", \"ffn_in\", \"ffn_down\", \"output\"]}", "calib"),
 		 &r.e);
 	t1 = mcb_os_now_ns();
 	printf("    stories260K: 8 x 128 tokens calibrated in %.1f ms\n", (double)(t1 - t0) / 1e6);
-	CHECK_OK(mcb_calib_open(path_in(&r, "calib", "calib.safetensors"), &f, &e), &e);
+	CHECK_OK(mcb_calib_open(mcbt_run_path(&r, "calib", "calib.safetensors"), &f, &e), &e);
 	if (f) {
 		struct mcb_calib_stats s;
 
@@ -1042,8 +962,8 @@ static void test_stories(void)
 		char cmd[16384];
 
 		snprintf(cmd, sizeof(cmd), "%s tests/compat/calib_ref.py '%s' '%s' '%s' >&2", py,
-			 path_in(&r, "calib", "calib.safetensors"), p,
-			 path_in(&r, "sample", "data.tokens"));
+			 mcbt_run_path(&r, "calib", "calib.safetensors"), p,
+			 mcbt_run_path(&r, "sample", "data.tokens"));
 		CHECK_EQ(system(cmd), 0);
 	}
 	mcb_buf_release(&r.log);

@@ -39,15 +39,6 @@
 #include "mcb/quant.h"
 #include "mcb/rng.h"
 
-static double gauss(struct mcb_rng *r)
-{
-	double u1 = mcb_rng_double(r), u2 = mcb_rng_double(r);
-
-	if (u1 < 1e-300)
-		u1 = 1e-300;
-	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 /*
  * A layer: w [rows, cols] ~ N(0, 1) and h = (2/ntok) X^T X for inputs X
  * [ntok, cols] with correlated columns and per-column scales spread over
@@ -65,14 +56,14 @@ static void make_layer(int64_t rows, int64_t cols, uint64_t seed, const int64_t 
 
 	mcb_rng_seed(&r, seed);
 	for (i = 0; i < rows * cols; i++)
-		w[i] = (float)gauss(&r);
+		w[i] = (float)mcbt_gauss(&r);
 	for (j = 0; j < cols; j++)
-		a[j] = exp(gauss(&r) * 0.5);
+		a[j] = exp(mcbt_gauss(&r) * 0.5);
 	for (t = 0; t < ntok; t++) {
-		double common = gauss(&r), prev = gauss(&r);
+		double common = mcbt_gauss(&r), prev = mcbt_gauss(&r);
 
 		for (j = 0; j < cols; j++) {
-			double z = gauss(&r);
+			double z = mcbt_gauss(&r);
 
 			x[t * cols + j] = a[j] * (z + 0.6 * prev + 0.4 * common);
 			prev = z;
@@ -648,9 +639,9 @@ static void test_diagonal_is_rtn(void)
 
 		w[i] = row < 4 ? (float)((k % 31) - 15) * 0.5f * (row % 2 ? -1.0f : 1.0f)
 		       : row < 6 ? 0.0f
-		       : row < 8 ? (float)gauss(&r) * 1e-30f
-		       : row < 10 ? (float)gauss(&r) * 1e4f
-				  : (float)(gauss(&r) * exp(gauss(&r)));
+		       : row < 8 ? (float)mcbt_gauss(&r) * 1e-30f
+		       : row < 10 ? (float)mcbt_gauss(&r) * 1e4f
+				  : (float)(mcbt_gauss(&r) * exp(mcbt_gauss(&r)));
 	}
 	memset(h, 0, sizeof(h));
 	for (c = 0; c < N; c++)
@@ -846,7 +837,7 @@ static void test_retry(void)
 	/* a random orthogonal Q by Gram-Schmidt */
 	for (i = 0; i < N; i++) {
 		for (j = 0; j < N; j++)
-			q[i][j] = gauss(&r);
+			q[i][j] = mcbt_gauss(&r);
 		for (k = 0; k < i; k++) {
 			double d = 0;
 
@@ -876,7 +867,7 @@ static void test_retry(void)
 			h[i * N + j] = h[j * N + i] = (float)s;
 		}
 	for (i = 0; i < 4 * N; i++)
-		w[i] = (float)gauss(&r);
+		w[i] = (float)mcbt_gauss(&r);
 	mcb_gptq_opts_init(&o);
 	CHECK_OK(mcb_gptq_prepare(h, N, &o, &g, &e), &e);
 	if (g) {

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "steprun.h"
 #include "mcb/arena.h"
 #include "mcb/blas.h"
 #include "mcb/buf.h"
@@ -43,20 +44,7 @@ static struct mcb_rng rng;
 
 static double gauss(void)
 {
-	double u1 = mcb_rng_double(&rng), u2 = mcb_rng_double(&rng);
-
-	if (u1 < 1e-300)
-		u1 = 1e-300;
-	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p)
-		abort();
-	return p;
+	return mcbt_gauss(&rng);
 }
 
 /* ||W - A B||_F / ||W||_F in double, A (rows, r), B (r, cols) float. */
@@ -103,37 +91,6 @@ static void test_choose(void)
 }
 
 /* ---- against NumPy ---- */
-
-static void put(const char *dir, const char *name, const void *p, size_t n)
-{
-	char path[4200];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	mcbt_write(path, p, n);
-}
-
-static int get(const char *dir, const char *name, void *p, size_t n)
-{
-	char path[4200];
-	FILE *f;
-	size_t got;
-	int extra;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	if (!f) {
-		mcbt_fail(__FILE__, __LINE__, "cannot read %s", path);
-		return -1;
-	}
-	got = fread(p, 1, n, f);
-	extra = fgetc(f);
-	fclose(f);
-	if (got != n || extra != EOF) {
-		mcbt_fail(__FILE__, __LINE__, "%s: expected %zu bytes", path, n);
-		return -1;
-	}
-	return 0;
-}
 
 static int run_ref(const char *py, const char *dir)
 {
@@ -198,10 +155,10 @@ static void test_factor_numpy(void)
 	for (k = 0; k < nc; k++) {
 		int64_t rows = cases[k].rows, cols = cases[k].cols, tr = cases[k].true_rank, i, j, q;
 
-		w[k] = xcalloc((size_t)(rows * cols), sizeof(float));
+		w[k] = mcb_xcalloc((size_t)(rows * cols), sizeof(float));
 		if (tr) { /* (rows, tr) x (tr, cols) */
-			double *l = xcalloc((size_t)(rows * tr), sizeof(double));
-			double *r = xcalloc((size_t)(tr * cols), sizeof(double));
+			double *l = mcb_xcalloc((size_t)(rows * tr), sizeof(double));
+			double *r = mcb_xcalloc((size_t)(tr * cols), sizeof(double));
 
 			for (i = 0; i < rows * tr; i++)
 				l[i] = gauss();
@@ -222,13 +179,13 @@ static void test_factor_numpy(void)
 				w[k][i] = (float)(0.1 * gauss());
 		}
 		snprintf(name, sizeof(name), "w%zu.f32", k);
-		put(dir, name, w[k], (size_t)(rows * cols) * sizeof(float));
+		mcbt_put(dir, name, w[k], (size_t)(rows * cols) * sizeof(float));
 		mcb_buf_printf(&args, "%s{\"rows\": %lld, \"cols\": %lld, \"rank\": %lld, "
 			       "\"energy\": %.17g}", k ? ", " : "", (long long)rows,
 			       (long long)cols, (long long)cases[k].rank, cases[k].energy);
 	}
 	mcb_buf_printf(&args, "]}");
-	put(dir, "args.json", args.data, args.len);
+	mcbt_put(dir, "args.json", args.data, args.len);
 	mcb_buf_release(&args);
 	if (py && run_ref(py, dir))
 		py = NULL;
@@ -254,7 +211,7 @@ static void test_factor_numpy(void)
 			continue;
 		}
 		snprintf(name, sizeof(name), "info%zu.f64", k);
-		if (get(dir, name, info, sizeof(info))) {
+		if (mcbt_get(dir, name, info, sizeof(info))) {
 			mcb_lowrank_free(&lr);
 			continue;
 		}
@@ -265,15 +222,15 @@ static void test_factor_numpy(void)
 		CHECK(fabs(err - info[3]) < 1e-5);
 		if (fabs(err - info[3]) > worst_err)
 			worst_err = fabs(err - info[3]);
-		s = xcalloc((size_t)full, sizeof(double));
-		a = xcalloc((size_t)(rows * r), sizeof(double));
-		b = xcalloc((size_t)(r * cols), sizeof(double));
+		s = mcb_xcalloc((size_t)full, sizeof(double));
+		a = mcb_xcalloc((size_t)(rows * r), sizeof(double));
+		b = mcb_xcalloc((size_t)(r * cols), sizeof(double));
 		snprintf(name, sizeof(name), "s%zu.f64", k);
-		get(dir, name, s, (size_t)full * sizeof(double));
+		mcbt_get(dir, name, s, (size_t)full * sizeof(double));
 		snprintf(name, sizeof(name), "a%zu.f64", k);
-		get(dir, name, a, (size_t)(rows * r) * sizeof(double));
+		mcbt_get(dir, name, a, (size_t)(rows * r) * sizeof(double));
 		snprintf(name, sizeof(name), "b%zu.f64", k);
-		get(dir, name, b, (size_t)(r * cols) * sizeof(double));
+		mcbt_get(dir, name, b, (size_t)(r * cols) * sizeof(double));
 		for (i = 0; i < full; i++) {
 			double d = fabs(lr.s[i] - s[i]) / (s[0] > 0 ? s[0] : 1);
 
@@ -323,7 +280,7 @@ static void test_energy_edges(void)
 {
 	struct mcb_lowrank lr;
 	struct mcb_errctx e;
-	float *w = xcalloc(24 * 24, sizeof(float));
+	float *w = mcb_xcalloc(24 * 24, sizeof(float));
 	int64_t i;
 
 	mcb_rng_seed(&rng, 7);
@@ -507,72 +464,7 @@ static void test_hostile_records(void)
 
 /* ---- the step ---- */
 
-struct run {
-	struct mcb_arena a;
-	struct mcb_buf log;
-	struct mcb_errctx e;
-	struct mcb_step_input in[8];
-	size_t nin;
-	const char *dir;
-	int threads;
-};
-
-static void add_input(struct run *r, const char *name, const char *path)
-{
-	struct mcb_errctx e;
-
-	r->in[r->nin].name = name;
-	r->in[r->nin].path = path;
-	CHECK_OK(mcb_sha256_file(path, &r->in[r->nin].digest, &r->in[r->nin].size, &e), &e);
-	r->nin++;
-}
-
-static int run_step(struct run *r, const struct mcb_stepkind *kind, const char *params,
-		    const char *out)
-{
-	struct mcb_stepctx sc;
-	json_t *p = json_loads(params, 0, NULL);
-	char *outdir = mcb_path_join(&r->a, r->dir, out);
-	struct mcb_errctx e;
-	int rc;
-
-	CHECK(p != NULL);
-	CHECK_OK(mcb_os_mkdirs(outdir, &e), &e);
-	memset(&sc, 0, sizeof(sc));
-	sc.params = p;
-	sc.in = r->in;
-	sc.nin = r->nin;
-	sc.outdir = outdir;
-	sc.scratch = &r->a;
-	sc.log = &r->log;
-	sc.e = &r->e;
-	sc.blas_threads = r->threads ? r->threads : 1;
-	mcb_errclear(&r->e);
-	rc = kind->run(&sc);
-	json_decref(p);
-	r->nin = 0;
-	return rc;
-}
-
-static char *path_in(struct run *r, const char *a, const char *b)
-{
-	return mcb_path_join(&r->a, mcb_path_join(&r->a, r->dir, a), b);
-}
-
-static void run_init(struct run *r)
-{
-	memset(r, 0, sizeof(*r));
-	mcb_arena_init(&r->a);
-	r->dir = mcbt_tmpdir();
-}
-
-static void run_release(struct run *r)
-{
-	mcb_buf_release(&r->log);
-	mcb_arena_release(&r->a);
-}
-
-static int log_has(struct run *r, const char *s)
+static int log_has(struct mcbt_run *r, const char *s)
 {
 	int ok = strstr(mcb_buf_str(&r->log), s) != NULL;
 
@@ -619,7 +511,7 @@ static float *logits(const struct mcb_model *m, int64_t ntok)
 
 	for (i = 0; i < ntok; i++)
 		toks[i] = (int32_t)(1 + (i * 37) % (m->cfg.vocab_size - 1));
-	out = xcalloc((size_t)(ntok * m->cfg.vocab_size), sizeof(float));
+	out = mcb_xcalloc((size_t)(ntok * m->cfg.vocab_size), sizeof(float));
 	CHECK_OK(mcb_engine_new(m, &o, &en, &e), &e);
 	if (!en) {
 		free(out);
@@ -658,19 +550,19 @@ static double mean_kl(const float *a, const float *b, int64_t n, int64_t vocab)
 }
 
 /* measure.json's model parameters of model (with its baseline). */
-static int64_t measured_parameters(struct run *r, const char *model, const char *baseline,
+static int64_t measured_parameters(struct mcbt_run *r, const char *model, const char *baseline,
 				   const char *out, int64_t *base)
 {
 	json_t *j, *mm;
 	int64_t n;
 
-	add_input(r, "model", model);
-	add_input(r, "baseline", baseline);
-	CHECK_OK(run_step(r, &mcb_step_measure,
+	mcbt_run_input(r, "model", model);
+	mcbt_run_input(r, "baseline", baseline);
+	CHECK_OK(mcbt_run_step(r, &mcb_step_measure,
 			  "{\"prompt_tokens\": 4, \"decode_tokens\": 2, \"repeats\": 1, "
 			  "\"threads\": 1, \"mode\": \"exact\", \"host\": \"test\"}", out),
 		 &r->e);
-	j = json_load_file(path_in(r, out, "measure.json"), 0, NULL);
+	j = json_load_file(mcbt_run_path(r, out, "measure.json"), 0, NULL);
 	CHECK(j != NULL);
 	mm = json_object_get(j, "model");
 	n = json_integer_value(json_object_get(mm, "parameters"));
@@ -723,7 +615,7 @@ static const char *SYN_PARAMS =
 
 static void test_step_synthetic(void)
 {
-	struct run r;
+	struct mcbt_run r;
 	struct mcb_model part, orig, asm_, dense, qp;
 	struct mcb_errctx e;
 	struct mcb_qtensor q;
@@ -733,15 +625,15 @@ static void test_step_synthetic(void)
 	float *lb, *la, *ld;
 	int nf, i;
 
-	run_init(&r);
+	mcbt_run_init(&r);
 	snprintf(src, sizeof(src), "%s/m.bin", r.dir);
 	mcbt_write_llama2c(src, 64, 96, 2, 4, 2, 300, 32);
-	add_input(&r, "source", src);
-	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "imp"), &r.e);
-	imp = path_in(&r, "imp", "model.safetensors");
-	add_input(&r, "model", imp);
-	CHECK_OK(run_step(&r, &mcb_step_lowrank, SYN_PARAMS, "lr"), &r.e);
-	lr = path_in(&r, "lr", "part.safetensors");
+	mcbt_run_input(&r, "source", src);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "imp"), &r.e);
+	imp = mcbt_run_path(&r, "imp", "model.safetensors");
+	mcbt_run_input(&r, "model", imp);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_lowrank, SYN_PARAMS, "lr"), &r.e);
+	lr = mcbt_run_path(&r, "lr", "part.safetensors");
 	log_has(&r, "blk.0.attn_q.weight 64x64 -> rank 8 (energy ");
 	log_has(&r, "1024 of 4096 parameters)");
 	log_has(&r, "blk.0.attn_v.weight: rank 40 clamped to 32 (32x64)");
@@ -781,7 +673,7 @@ static void test_step_synthetic(void)
 		CHECK_OK(mcb_qtensor_get(&part, name, &q, &e), &e);
 		CHECK_EQ(q.rows, w->shape[0]);
 		CHECK_EQ(q.cols, w->shape[1]);
-		prod = xcalloc((size_t)(q.rows * q.cols), sizeof(float));
+		prod = mcb_xcalloc((size_t)(q.rows * q.cols), sizeof(float));
 		for (k = 0; k < q.rows; k++)
 			mcb_qtensor_row(&q, k, prod + k * q.cols);
 		for (k = 0; k < q.rows * q.cols; k++) {
@@ -796,10 +688,10 @@ static void test_step_synthetic(void)
 	}
 
 	/* assemble: the model loads, the engine runs it as its dense product */
-	add_input(&r, "model", imp);
-	add_input(&r, "part.blk.0", lr);
-	CHECK_OK(run_step(&r, &mcb_step_assemble, "{}", "asm"), &r.e);
-	as = path_in(&r, "asm", "model.safetensors");
+	mcbt_run_input(&r, "model", imp);
+	mcbt_run_input(&r, "part.blk.0", lr);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_assemble, "{}", "asm"), &r.e);
+	as = mcbt_run_path(&r, "asm", "model.safetensors");
 	mcb_model_init(&asm_);
 	CHECK_OK(mcb_model_load_ir(as, &asm_, &e), &e);
 	CHECK(mcb_model_find(&asm_, "blk.0.attn_q.weight.lowrank_b") != NULL);
@@ -830,7 +722,7 @@ static void test_step_synthetic(void)
 	CHECK_EQ(params, base - drop);
 
 	/* quantize after lowrank: reads the product, replaces the record */
-	add_input(&r, "model", lr);
+	mcbt_run_input(&r, "model", lr);
 	{
 		struct mcb_buf p = MCB_BUF_INIT;
 
@@ -840,11 +732,11 @@ static void test_step_synthetic(void)
 				       "\"symmetric\": true, \"ggml_type\": \"none\"}",
 				       i ? ", " : "", linear[i]);
 		mcb_buf_printf(&p, "}}");
-		CHECK_OK(run_step(&r, &mcb_step_quantize, mcb_buf_str(&p), "q"), &r.e);
+		CHECK_OK(mcbt_run_step(&r, &mcb_step_quantize, mcb_buf_str(&p), "q"), &r.e);
 		mcb_buf_release(&p);
 	}
 	mcb_model_init(&qp);
-	CHECK_OK(mcb_model_load_ir_or_part(path_in(&r, "q", "part.safetensors"), &qp, &e), &e);
+	CHECK_OK(mcb_model_load_ir_or_part(mcbt_run_path(&r, "q", "part.safetensors"), &qp, &e), &e);
 	CHECK(mcb_model_find(&qp, "blk.0.attn_q.weight.lowrank_b") == NULL);
 	CHECK_OK(mcb_qtensor_get(&qp, "blk.0.attn_q.weight", &q, &e), &e);
 	CHECK_EQ(q.format, MCB_QF_INT);
@@ -870,28 +762,28 @@ static void test_step_synthetic(void)
 		CHECK(worst <= 0.5 + 1e-5); /* half a step of the product */
 	}
 	mcb_model_release(&qp);
-	add_input(&r, "model", imp);
-	add_input(&r, "part.blk.0", path_in(&r, "q", "part.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_assemble, "{}", "qasm"), &r.e);
+	mcbt_run_input(&r, "model", imp);
+	mcbt_run_input(&r, "part.blk.0", mcbt_run_path(&r, "q", "part.safetensors"));
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_assemble, "{}", "qasm"), &r.e);
 	{
 		struct mcb_model qm;
 		size_t t;
 
 		mcb_model_init(&qm);
-		CHECK_OK(mcb_model_load_ir(path_in(&r, "qasm", "model.safetensors"), &qm, &e), &e);
+		CHECK_OK(mcb_model_load_ir(mcbt_run_path(&r, "qasm", "model.safetensors"), &qm, &e), &e);
 		for (t = 0; t < qm.ntensors; t++)
 			CHECK(strstr(qm.tensors[t].name, "lowrank") == NULL);
 		mcb_model_release(&qm);
 	}
 
 	/* prune after lowrank: reads the product too */
-	add_input(&r, "model", lr);
-	CHECK_OK(run_step(&r, &mcb_step_prune,
+	mcbt_run_input(&r, "model", lr);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_prune,
 			  "{\"method\": \"magnitude\", \"layer\": 0, \"tensors\": "
 			  "{\"blk.0.attn_q.weight\": {\"pattern\": \"unstructured\", "
 			  "\"sparsity\": 0.5}}}", "pr"), &r.e);
 	mcb_model_init(&qp);
-	CHECK_OK(mcb_model_load_ir_or_part(path_in(&r, "pr", "part.safetensors"), &qp, &e), &e);
+	CHECK_OK(mcb_model_load_ir_or_part(mcbt_run_path(&r, "pr", "part.safetensors"), &qp, &e), &e);
 	CHECK_OK(mcb_qtensor_get(&qp, "blk.0.attn_q.weight", &q, &e), &e);
 	CHECK_EQ(q.format, MCB_QF_FLOAT);
 	CHECK_EQ(q.cols, 64);
@@ -899,22 +791,22 @@ static void test_step_synthetic(void)
 	mcb_model_release(&qp);
 
 	/* a quantized weight is refused */
-	add_input(&r, "model", path_in(&r, "q", "part.safetensors"));
-	CHECK_ERR(run_step(&r, &mcb_step_lowrank,
+	mcbt_run_input(&r, "model", mcbt_run_path(&r, "q", "part.safetensors"));
+	CHECK_ERR(mcbt_run_step(&r, &mcb_step_lowrank,
 			   "{\"method\": \"svd\", \"layer\": 0, \"tensors\": "
 			   "{\"blk.0.attn_q.weight\": {\"rank\": 4}}}", "bad"),
 		  &r.e, MCB_EUNSUP, "lowrank must come before quantize in the stack");
 	CHECK(strstr(r.e.msg, "blk.0.attn_q.weight") != NULL);
 	/* a name that is not a weight of the layer */
-	add_input(&r, "model", imp);
-	CHECK_ERR(run_step(&r, &mcb_step_lowrank,
+	mcbt_run_input(&r, "model", imp);
+	CHECK_ERR(mcbt_run_step(&r, &mcb_step_lowrank,
 			   "{\"method\": \"svd\", \"layer\": 0, \"tensors\": "
 			   "{\"blk.1.attn_q.weight\": {\"rank\": 4}}}", "bad2"),
 		  &r.e, MCB_EINVAL, "is not a weight matrix of blk.0");
 
 	/* exports: the product, dense F32, the very values evaluated */
-	add_input(&r, "model", as);
-	CHECK_OK(run_step(&r, &mcb_step_export, "{\"format\": \"gguf\"}", "gguf"), &r.e);
+	mcbt_run_input(&r, "model", as);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_export, "{\"format\": \"gguf\"}", "gguf"), &r.e);
 	{
 		char line[160];
 		struct mcb_gguf g;
@@ -925,7 +817,7 @@ static void test_step_synthetic(void)
 		snprintf(line, sizeof(line), "%d low-rank weights written as dense F32 products "
 			 "(llama.cpp has no factored linear layer)", nf);
 		log_has(&r, line);
-		CHECK_OK(mcb_gguf_open(path_in(&r, "gguf", "model.gguf"), &g, &e), &e);
+		CHECK_OK(mcb_gguf_open(mcbt_run_path(&r, "gguf", "model.gguf"), &g, &e), &e);
 		CHECK(mcb_gguf_find_tensor(&g, "blk.0.attn_q.weight.lowrank_b") == NULL);
 		t = mcb_gguf_find_tensor(&g, "blk.0.attn_q.weight");
 		CHECK(t != NULL);
@@ -947,7 +839,7 @@ static void test_step_synthetic(void)
 		mcb_gguf_close(&g);
 		/* the engine runs the exported file */
 		mcb_model_init(&gm);
-		CHECK_OK(mcb_engine_load_model(path_in(&r, "gguf", "model.gguf"), &gm, &e), &e);
+		CHECK_OK(mcb_engine_load_model(mcbt_run_path(&r, "gguf", "model.gguf"), &gm, &e), &e);
 		lg = logits(&gm, 6);
 		la = logits(&asm_, 6);
 		if (lg && la) {
@@ -959,15 +851,15 @@ static void test_step_synthetic(void)
 		free(la);
 		mcb_model_release(&gm);
 	}
-	add_input(&r, "model", as);
-	CHECK_OK(run_step(&r, &mcb_step_export, "{\"format\": \"safetensors\"}", "st"), &r.e);
+	mcbt_run_input(&r, "model", as);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_export, "{\"format\": \"safetensors\"}", "st"), &r.e);
 	log_has(&r, "(vLLM's Llama has no factored linear layer)");
 	{
 		struct mcb_st_file f;
 		size_t t;
 		int found = 0;
 
-		CHECK_OK(mcb_st_open(path_in(&r, "st", "model.safetensors"), &f, &e), &e);
+		CHECK_OK(mcb_st_open(mcbt_run_path(&r, "st", "model.safetensors"), &f, &e), &e);
 		for (t = 0; t < f.ntensors; t++) {
 			CHECK(strstr(f.tensors[t].name, "lowrank") == NULL);
 			if (!strcmp(f.tensors[t].name, "model.layers.0.mlp.up_proj.weight")) {
@@ -984,14 +876,14 @@ static void test_step_synthetic(void)
 	mcb_model_release(&asm_);
 	mcb_model_release(&orig);
 	mcb_model_release(&part);
-	run_release(&r);
+	mcbt_run_release(&r);
 }
 
 /* stories260K: layer 0 at rank 16; parameters drop as the shapes say. */
 static void test_step_stories(void)
 {
 	const char *src = mcbt_shared("models/stories260K.bin");
-	struct run r;
+	struct mcbt_run r;
 	struct mcb_model orig, asm_;
 	struct mcb_errctx e;
 	struct mcb_buf p = MCB_BUF_INIT;
@@ -1001,26 +893,26 @@ static void test_step_stories(void)
 
 	if (!src)
 		return;
-	run_init(&r);
-	add_input(&r, "source", src);
-	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "imp"), &r.e);
+	mcbt_run_init(&r);
+	mcbt_run_input(&r, "source", src);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "imp"), &r.e);
 	mcb_buf_printf(&p, "{\"method\": \"svd\", \"layer\": 0, \"tensors\": {");
 	for (i = 0; i < 7; i++)
 		mcb_buf_printf(&p, "%s\"blk.0.%s.weight\": {\"rank\": 16}", i ? ", " : "", linear[i]);
 	mcb_buf_printf(&p, "}}");
-	add_input(&r, "model", path_in(&r, "imp", "model.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_lowrank, mcb_buf_str(&p), "lr"), &r.e);
+	mcbt_run_input(&r, "model", mcbt_run_path(&r, "imp", "model.safetensors"));
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_lowrank, mcb_buf_str(&p), "lr"), &r.e);
 	mcb_buf_release(&p);
 	log_has(&r, "blk.0.attn_q.weight 64x64 -> rank 16 (");
 	log_has(&r, "2048 of 4096 parameters)");
 	log_has(&r, "blk.0.ffn_down.weight 64x172 -> rank 16 (");
-	add_input(&r, "model", path_in(&r, "imp", "model.safetensors"));
-	add_input(&r, "part.blk.0", path_in(&r, "lr", "part.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_assemble, "{}", "asm"), &r.e);
+	mcbt_run_input(&r, "model", mcbt_run_path(&r, "imp", "model.safetensors"));
+	mcbt_run_input(&r, "part.blk.0", mcbt_run_path(&r, "lr", "part.safetensors"));
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_assemble, "{}", "asm"), &r.e);
 	mcb_model_init(&orig);
 	mcb_model_init(&asm_);
-	CHECK_OK(mcb_model_load_ir(path_in(&r, "imp", "model.safetensors"), &orig, &e), &e);
-	CHECK_OK(mcb_model_load_ir(path_in(&r, "asm", "model.safetensors"), &asm_, &e), &e);
+	CHECK_OK(mcb_model_load_ir(mcbt_run_path(&r, "imp", "model.safetensors"), &orig, &e), &e);
+	CHECK_OK(mcb_model_load_ir(mcbt_run_path(&r, "asm", "model.safetensors"), &asm_, &e), &e);
 	for (i = 0; i < 7; i++) {
 		char name[64];
 		const struct mcb_tensor *t;
@@ -1030,8 +922,8 @@ static void test_step_stories(void)
 		want += t->shape[0] * t->shape[1] - 16 * (t->shape[0] + t->shape[1]);
 	}
 	CHECK_EQ(want, 26816); /* q, o 2048; k, v 512; gate, up, down 7232 */
-	params = measured_parameters(&r, path_in(&r, "asm", "model.safetensors"),
-				     path_in(&r, "imp", "model.safetensors"), "meas", &base);
+	params = measured_parameters(&r, mcbt_run_path(&r, "asm", "model.safetensors"),
+				     mcbt_run_path(&r, "imp", "model.safetensors"), "meas", &base);
 	CHECK_EQ(params, base - want);
 	lb = logits(&orig, 16);
 	la = logits(&asm_, 16);
@@ -1046,7 +938,7 @@ static void test_step_stories(void)
 	free(la);
 	mcb_model_release(&asm_);
 	mcb_model_release(&orig);
-	run_release(&r);
+	mcbt_run_release(&r);
 }
 
 static int same_file(const char *a, const char *b)
@@ -1066,30 +958,30 @@ static int same_file(const char *a, const char *b)
 /* The same step with 1 and 2 BLAS threads: the same bytes. */
 static void test_determinism(void)
 {
-	struct run r;
+	struct mcbt_run r;
 	char src[4096];
 	const char *params = "{\"method\": \"svd\", \"layer\": 1, \"tensors\": {"
 			     "\"blk.1.attn_q.weight\": {\"energy\": 0.7}, "
 			     "\"blk.1.ffn_gate.weight\": {\"rank\": 12}, "
 			     "\"blk.1.ffn_down.weight\": {\"rank\": 20}}}";
 
-	run_init(&r);
+	mcbt_run_init(&r);
 	snprintf(src, sizeof(src), "%s/m.bin", r.dir);
 	mcbt_write_llama2c(src, 128, 192, 2, 4, 2, 300, 32);
-	add_input(&r, "source", src);
-	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "imp"), &r.e);
+	mcbt_run_input(&r, "source", src);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "imp"), &r.e);
 	mcb_blas_set_threads(1);
 	r.threads = 1;
-	add_input(&r, "model", path_in(&r, "imp", "model.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_lowrank, params, "t1"), &r.e);
+	mcbt_run_input(&r, "model", mcbt_run_path(&r, "imp", "model.safetensors"));
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_lowrank, params, "t1"), &r.e);
 	mcb_blas_set_threads(2);
 	r.threads = 2;
-	add_input(&r, "model", path_in(&r, "imp", "model.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_lowrank, params, "t2"), &r.e);
+	mcbt_run_input(&r, "model", mcbt_run_path(&r, "imp", "model.safetensors"));
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_lowrank, params, "t2"), &r.e);
 	CHECK_EQ(mcb_blas_threads(), 2); /* the budget is given back */
 	mcb_blas_set_threads(1);
-	CHECK(same_file(path_in(&r, "t1", "part.safetensors"), path_in(&r, "t2", "part.safetensors")));
-	run_release(&r);
+	CHECK(same_file(mcbt_run_path(&r, "t1", "part.safetensors"), mcbt_run_path(&r, "t2", "part.safetensors")));
+	mcbt_run_release(&r);
 }
 
 int main(void)

@@ -25,20 +25,7 @@ static struct mcb_rng rng;
 
 static double gauss(void)
 {
-	double u1 = mcb_rng_double(&rng), u2 = mcb_rng_double(&rng);
-
-	if (u1 < 1e-300)
-		u1 = 1e-300;
-	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p)
-		abort();
-	return p;
+	return mcbt_gauss(&rng);
 }
 
 /* Gaussian values; with coarse, rounded to multiples of 1/8 (many ties,
@@ -57,50 +44,6 @@ static void fill(float *x, int64_t n, int coarse)
 static const char *need_python(void)
 {
 	return mcbt_python("tests/compat/prune_ref.py");
-}
-
-static void put(const char *dir, const char *name, const void *p, size_t n)
-{
-	char path[4200];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	mcbt_write(path, p, n);
-}
-
-static int get(const char *dir, const char *name, void *p, size_t n)
-{
-	char path[4200];
-	FILE *f;
-	size_t got;
-	int extra;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	if (!f) {
-		mcbt_fail(__FILE__, __LINE__, "cannot read %s", path);
-		return -1;
-	}
-	got = n ? fread(p, 1, n, f) : 0;
-	extra = fgetc(f) != EOF;
-	fclose(f);
-	if (got != n || extra) {
-		mcbt_fail(__FILE__, __LINE__, "%s: expected %zu bytes", path, n);
-		return -1;
-	}
-	return 0;
-}
-
-static void put_args(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put_args(const char *dir, const char *fmt, ...)
-{
-	char buf[2048];
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	put(dir, "args.json", buf, (size_t)len);
 }
 
 static int ref(const char *py, const char *cmd, const char *dir)
@@ -230,8 +173,8 @@ static void run_masks(int magnitude)
 	enum { R = 33, C = 96, NP = sizeof(patterns) / sizeof(patterns[0]) };
 	const char *py = need_python(), *dir;
 	struct mcb_errctx e;
-	float *w = xcalloc(R * C, sizeof(float)), *out = xcalloc(R * C, sizeof(float)), norm[C];
-	uint8_t *mask = xcalloc(NP * R * C, 1), *rmask = xcalloc(R * C, 1);
+	float *w = mcb_xcalloc(R * C, sizeof(float)), *out = mcb_xcalloc(R * C, sizeof(float)), norm[C];
+	uint8_t *mask = mcb_xcalloc(NP * R * C, 1), *rmask = mcb_xcalloc(R * C, 1);
 	char cases[2048], name[32];
 	size_t k, len;
 	int coarse, j;
@@ -260,16 +203,16 @@ static void run_masks(int magnitude)
 		if (!py)
 			continue;
 		dir = mcbt_tmpdir();
-		put(dir, "w.f32", w, sizeof(float) * R * C);
-		put(dir, "norm.f32", norm, sizeof(norm));
-		put_args(dir, "{\"rows\": %d, \"cols\": %d, \"cases\": [%s]}", R, C, cases);
+		mcbt_put(dir, "w.f32", w, sizeof(float) * R * C);
+		mcbt_put(dir, "norm.f32", norm, sizeof(norm));
+		mcbt_put_args(dir, "{\"rows\": %d, \"cols\": %d, \"cases\": [%s]}", R, C, cases);
 		if (ref(py, magnitude ? "magnitude" : "wanda", dir))
 			goto out;
 		for (k = 0; k < NP; k++) {
 			const struct mcb_prune_pattern *p = &patterns[k];
 
 			snprintf(name, sizeof(name), "mask%zu.u8", k);
-			if (get(dir, name, rmask, R * C))
+			if (mcbt_get(dir, name, rmask, R * C))
 				goto out;
 			if (memcmp(mask + k * R * C, rmask, R * C) != 0)
 				mcbt_fail(__FILE__, __LINE__,
@@ -303,9 +246,9 @@ static void test_sparsity_large(void)
 	enum { R = 512, C = 2048 };
 	struct mcb_prune_pattern p50 = {0.5, 0, 0}, p24 = {0, 2, 4}, p3 = {0.3, 0, 0};
 	struct mcb_errctx e;
-	float *w = xcalloc((size_t)R * C, sizeof(float)),
-	      *w2 = xcalloc((size_t)R * C, sizeof(float)), *norm = xcalloc(C, sizeof(float));
-	uint8_t *mask = xcalloc((size_t)R * C, 1);
+	float *w = mcb_xcalloc((size_t)R * C, sizeof(float)),
+	      *w2 = mcb_xcalloc((size_t)R * C, sizeof(float)), *norm = mcb_xcalloc(C, sizeof(float));
+	uint8_t *mask = mcb_xcalloc((size_t)R * C, 1);
 	clock_t t0;
 	int64_t j;
 
@@ -370,20 +313,20 @@ static void test_heads_numpy(void)
 	if (!py)
 		return;
 	dir = mcbt_tmpdir();
-	put(dir, "wq.f32", wq, sizeof(wq));
-	put(dir, "wk.f32", wk, sizeof(wk));
-	put(dir, "wv.f32", wv, sizeof(wv));
-	put(dir, "wo.f32", wo, sizeof(wo));
-	put(dir, "norm_x.f32", nx, sizeof(nx));
-	put(dir, "norm_o.f32", no, sizeof(no));
-	put_args(dir,
+	mcbt_put(dir, "wq.f32", wq, sizeof(wq));
+	mcbt_put(dir, "wk.f32", wk, sizeof(wk));
+	mcbt_put(dir, "wv.f32", wv, sizeof(wv));
+	mcbt_put(dir, "wo.f32", wo, sizeof(wo));
+	mcbt_put(dir, "norm_x.f32", nx, sizeof(nx));
+	mcbt_put(dir, "norm_o.f32", no, sizeof(no));
+	mcbt_put_args(dir,
 		 "{\"dim\": %d, \"n_heads\": %d, \"n_kv_heads\": %d, \"head_dim\": %d, "
 		 "\"keep\": %d}",
 		 DIM, NH, NKV, HD, KEEP);
-	if (ref(py, "heads", dir) || get(dir, "score.f64", rscore, sizeof(rscore)) ||
-	    get(dir, "order.i64", rorder, sizeof(rorder)) ||
-	    get(dir, "keep.i64", rkeep, sizeof(rkeep)) || get(dir, "q_rows.i64", rq, sizeof(rq)) ||
-	    get(dir, "kv_rows.i64", rkv, sizeof(rkv)))
+	if (ref(py, "heads", dir) || mcbt_get(dir, "score.f64", rscore, sizeof(rscore)) ||
+	    mcbt_get(dir, "order.i64", rorder, sizeof(rorder)) ||
+	    mcbt_get(dir, "keep.i64", rkeep, sizeof(rkeep)) || mcbt_get(dir, "q_rows.i64", rq, sizeof(rq)) ||
+	    mcbt_get(dir, "kv_rows.i64", rkv, sizeof(rkv)))
 		return;
 	for (i = 0; i < NKV; i++)
 		if (fabs(score[i] - rscore[i]) > 1e-12 * fabs(rscore[i]))
@@ -410,13 +353,13 @@ static void test_heads_more(void)
 	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		int nh = cases[k].nh, nkv = cases[k].nkv, keep = cases[k].keep, i;
 		int qd = nh * HD, kvd = nkv * HD, nq = keep * (nh / nkv) * HD;
-		float *wq = xcalloc((size_t)qd * DIM, 4), *wk = xcalloc((size_t)kvd * DIM, 4),
-		      *wv = xcalloc((size_t)kvd * DIM, 4), *wo = xcalloc((size_t)DIM * qd, 4),
-		      *nx = xcalloc(DIM, 4), *no = xcalloc((size_t)qd, 4);
-		double *score = xcalloc((size_t)nkv, 8), *rscore = xcalloc((size_t)nkv, 8);
-		int64_t *kp = xcalloc((size_t)keep, 8), *rkp = xcalloc((size_t)keep, 8),
-			*qr = xcalloc((size_t)nq, 8), *kr = xcalloc((size_t)keep * HD, 8),
-			*rqr = xcalloc((size_t)nq, 8), *rkr = xcalloc((size_t)keep * HD, 8);
+		float *wq = mcb_xcalloc((size_t)qd * DIM, 4), *wk = mcb_xcalloc((size_t)kvd * DIM, 4),
+		      *wv = mcb_xcalloc((size_t)kvd * DIM, 4), *wo = mcb_xcalloc((size_t)DIM * qd, 4),
+		      *nx = mcb_xcalloc(DIM, 4), *no = mcb_xcalloc((size_t)qd, 4);
+		double *score = mcb_xcalloc((size_t)nkv, 8), *rscore = mcb_xcalloc((size_t)nkv, 8);
+		int64_t *kp = mcb_xcalloc((size_t)keep, 8), *rkp = mcb_xcalloc((size_t)keep, 8),
+			*qr = mcb_xcalloc((size_t)nq, 8), *kr = mcb_xcalloc((size_t)keep * HD, 8),
+			*rqr = mcb_xcalloc((size_t)nq, 8), *rkr = mcb_xcalloc((size_t)keep * HD, 8);
 		struct mcb_prune_attn a = {DIM, nh, nkv, HD, wq, wk, wv, wo, nx, no};
 
 		fill(wq, qd * DIM, 0);
@@ -432,21 +375,21 @@ static void test_heads_more(void)
 		CHECK_OK(mcb_prune_head_index(nh, nkv, HD, kp, keep, qr, kr, &e), &e);
 		if (py) {
 			dir = mcbt_tmpdir();
-			put(dir, "wq.f32", wq, (size_t)qd * DIM * 4);
-			put(dir, "wk.f32", wk, (size_t)kvd * DIM * 4);
-			put(dir, "wv.f32", wv, (size_t)kvd * DIM * 4);
-			put(dir, "wo.f32", wo, (size_t)DIM * qd * 4);
-			put(dir, "norm_x.f32", nx, DIM * 4);
-			put(dir, "norm_o.f32", no, (size_t)qd * 4);
-			put_args(dir,
+			mcbt_put(dir, "wq.f32", wq, (size_t)qd * DIM * 4);
+			mcbt_put(dir, "wk.f32", wk, (size_t)kvd * DIM * 4);
+			mcbt_put(dir, "wv.f32", wv, (size_t)kvd * DIM * 4);
+			mcbt_put(dir, "wo.f32", wo, (size_t)DIM * qd * 4);
+			mcbt_put(dir, "norm_x.f32", nx, DIM * 4);
+			mcbt_put(dir, "norm_o.f32", no, (size_t)qd * 4);
+			mcbt_put_args(dir,
 				 "{\"dim\": %d, \"n_heads\": %d, \"n_kv_heads\": %d, "
 				 "\"head_dim\": %d, \"keep\": %d}",
 				 DIM, nh, nkv, HD, keep);
 			if (!ref(py, "heads", dir) &&
-			    !get(dir, "score.f64", rscore, (size_t)nkv * 8) &&
-			    !get(dir, "keep.i64", rkp, (size_t)keep * 8) &&
-			    !get(dir, "q_rows.i64", rqr, (size_t)nq * 8) &&
-			    !get(dir, "kv_rows.i64", rkr, (size_t)keep * HD * 8)) {
+			    !mcbt_get(dir, "score.f64", rscore, (size_t)nkv * 8) &&
+			    !mcbt_get(dir, "keep.i64", rkp, (size_t)keep * 8) &&
+			    !mcbt_get(dir, "q_rows.i64", rqr, (size_t)nq * 8) &&
+			    !mcbt_get(dir, "kv_rows.i64", rkr, (size_t)keep * HD * 8)) {
 				for (i = 0; i < nkv; i++)
 					CHECK(fabs(score[i] - rscore[i]) <= 1e-12 * rscore[i]);
 				CHECK(memcmp(kp, rkp, (size_t)keep * 8) == 0);
@@ -492,16 +435,16 @@ static void test_ffn_numpy(void)
 		if (!py)
 			continue;
 		dir = mcbt_tmpdir();
-		put(dir, "gate.f32", gate, sizeof(gate));
-		put(dir, "up.f32", up, sizeof(up));
-		put(dir, "down.f32", down, sizeof(down));
-		put(dir, "norm_x.f32", nx, sizeof(nx));
-		put(dir, "norm_h.f32", nh, sizeof(nh));
-		put_args(dir, "{\"dim\": %d, \"hidden\": %d, \"gated\": %d, \"keep\": %d}", DIM, H,
+		mcbt_put(dir, "gate.f32", gate, sizeof(gate));
+		mcbt_put(dir, "up.f32", up, sizeof(up));
+		mcbt_put(dir, "down.f32", down, sizeof(down));
+		mcbt_put(dir, "norm_x.f32", nx, sizeof(nx));
+		mcbt_put(dir, "norm_h.f32", nh, sizeof(nh));
+		mcbt_put_args(dir, "{\"dim\": %d, \"hidden\": %d, \"gated\": %d, \"keep\": %d}", DIM, H,
 			 gated, KEEP);
-		if (ref(py, "ffn", dir) || get(dir, "score.f64", rscore, sizeof(rscore)) ||
-		    get(dir, "order.i64", rorder, sizeof(rorder)) ||
-		    get(dir, "keep.i64", rkeep, sizeof(rkeep)))
+		if (ref(py, "ffn", dir) || mcbt_get(dir, "score.f64", rscore, sizeof(rscore)) ||
+		    mcbt_get(dir, "order.i64", rorder, sizeof(rorder)) ||
+		    mcbt_get(dir, "keep.i64", rkeep, sizeof(rkeep)))
 			return;
 		for (i = 0; i < H; i++)
 			if (fabs(score[i] - rscore[i]) > 1e-12 * fabs(rscore[i]))
@@ -528,10 +471,10 @@ static void test_rank_ties(void)
 	if (!py)
 		return;
 	dir = mcbt_tmpdir();
-	put(dir, "score.f64", s, sizeof(s));
-	put_args(dir, "{\"n\": 8, \"keep\": 4}");
-	if (ref(py, "rank", dir) || get(dir, "order.i64", rorder, sizeof(rorder)) ||
-	    get(dir, "keep.i64", rkeep, sizeof(rkeep)))
+	mcbt_put(dir, "score.f64", s, sizeof(s));
+	mcbt_put_args(dir, "{\"n\": 8, \"keep\": 4}");
+	if (ref(py, "rank", dir) || mcbt_get(dir, "order.i64", rorder, sizeof(rorder)) ||
+	    mcbt_get(dir, "keep.i64", rkeep, sizeof(rkeep)))
 		return;
 	CHECK(memcmp(order, rorder, sizeof(order)) == 0);
 	CHECK(memcmp(keep, rkeep, sizeof(keep)) == 0);

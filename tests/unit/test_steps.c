@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "steprun.h"
 #include "mcb/arena.h"
 #include "mcb/blas.h"
 #include "mcb/engine.h"
@@ -26,59 +27,6 @@
 #include "mcb/safetensors.h"
 #include "mcb/step.h"
 
-struct run {
-	struct mcb_arena a;
-	struct mcb_buf log;
-	struct mcb_errctx e;
-	struct mcb_step_input in[8];
-	size_t nin;
-	const char *dir;
-};
-
-static void add_input(struct run *r, const char *name, const char *path)
-{
-	struct mcb_errctx e;
-
-	r->in[r->nin].name = name;
-	r->in[r->nin].path = path;
-	CHECK_OK(mcb_sha256_file(path, &r->in[r->nin].digest, &r->in[r->nin].size, &e), &e);
-	r->nin++;
-}
-
-/* Run kind with params (JSON text) and the inputs added so far, into a fresh
- * output directory out under r->dir.  Returns the step's result. */
-static int run_step(struct run *r, const struct mcb_stepkind *kind, const char *params,
-		    const char *out)
-{
-	struct mcb_stepctx sc;
-	json_t *p = json_loads(params, 0, NULL);
-	char *outdir = mcb_path_join(&r->a, r->dir, out);
-	struct mcb_errctx e;
-	int rc;
-
-	CHECK(p != NULL);
-	CHECK_OK(mcb_os_mkdirs(outdir, &e), &e);
-	memset(&sc, 0, sizeof(sc));
-	sc.params = p;
-	sc.in = r->in;
-	sc.nin = r->nin;
-	sc.outdir = outdir;
-	sc.scratch = &r->a;
-	sc.log = &r->log;
-	sc.e = &r->e;
-	sc.blas_threads = 1;
-	mcb_errclear(&r->e);
-	rc = kind->run(&sc);
-	json_decref(p);
-	r->nin = 0;
-	return rc;
-}
-
-static char *path_in(struct run *r, const char *a, const char *b)
-{
-	return mcb_path_join(&r->a, mcb_path_join(&r->a, r->dir, a), b);
-}
-
 /*
  * Quantize every group of the model at model_path (one quantize step per
  * layer and one for the globals, as compiler/plan.c plans them) with the
@@ -86,7 +34,7 @@ static char *path_in(struct run *r, const char *a, const char *b)
  * out/model.safetensors.  gguf: the globals are token_embd and output (as
  * for a gguf target), else output only.  Returns the first failure.
  */
-static int quantize_model(struct run *r, const char *model_path, const char *method,
+static int quantize_model(struct mcbt_run *r, const char *model_path, const char *method,
 			  const char *tp, int gguf, const char *out)
 {
 	static const char *const lw[] = {"attn_q", "attn_k", "attn_v", "attn_output",
@@ -130,19 +78,19 @@ static int quantize_model(struct run *r, const char *model_path, const char *met
 			free(text);
 			continue;
 		}
-		add_input(r, "model", model_path);
-		rc = run_step(r, &mcb_step_quantize, text, dir);
+		mcbt_run_input(r, "model", model_path);
+		rc = mcbt_run_step(r, &mcb_step_quantize, text, dir);
 		free(text);
-		parts[l + 1] = path_in(r, dir, "part.safetensors");
+		parts[l + 1] = mcbt_run_path(r, dir, "part.safetensors");
 	}
 	if (!rc) {
-		add_input(r, "model", model_path);
+		mcbt_run_input(r, "model", model_path);
 		for (l = -1; l < nl; l++)
 			if (parts[l + 1])
-				add_input(r, l < 0 ? "part.globals"
+				mcbt_run_input(r, l < 0 ? "part.globals"
 						   : mcb_arena_printf(&r->a, "part.blk.%lld", (long long)l),
 					  parts[l + 1]);
-		rc = run_step(r, &mcb_step_assemble, "{}", out);
+		rc = mcbt_run_step(r, &mcb_step_assemble, "{}", out);
 	}
 	r->nin = 0;
 	free(parts);
@@ -154,7 +102,7 @@ static int quantize_model(struct run *r, const char *model_path, const char *met
  * export element by element against the reference quantizer. */
 static void pipeline(const char *src)
 {
-	struct run r;
+	struct mcbt_run r;
 	struct mcb_model orig, q;
 	struct mcb_gguf g;
 	struct mcb_errctx e;
@@ -163,19 +111,19 @@ static void pipeline(const char *src)
 	memset(&r, 0, sizeof(r));
 	mcb_arena_init(&r.a);
 	r.dir = mcbt_tmpdir();
-	add_input(&r, "source", src);
-	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "import"), &r.e);
-	CHECK_OK(quantize_model(&r, path_in(&r, "import", "model.safetensors"), "rtn",
+	mcbt_run_input(&r, "source", src);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "import"), &r.e);
+	CHECK_OK(quantize_model(&r, mcbt_run_path(&r, "import", "model.safetensors"), "rtn",
 				"{\"bits\":8,\"group_size\":32,\"symmetric\":true,\"ggml_type\":\"q8_0\"}", 1, "q8"),
 		 &r.e);
 	CHECK(strstr(mcb_buf_str(&r.log), "ffn_down.weight") != NULL);
 	CHECK(strstr(mcb_buf_str(&r.log), "kept as F16") != NULL);
-	add_input(&r, "model", path_in(&r, "q8", "model.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_export, "{\"format\": \"gguf\"}", "gguf"), &r.e);
+	mcbt_run_input(&r, "model", mcbt_run_path(&r, "q8", "model.safetensors"));
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_export, "{\"format\": \"gguf\"}", "gguf"), &r.e);
 
 	mcb_model_init(&orig);
 	CHECK_OK(mcb_llama2c_read(src, &orig, &e), &e);
-	CHECK_OK(mcb_gguf_open(path_in(&r, "gguf", "model.gguf"), &g, &e), &e);
+	CHECK_OK(mcb_gguf_open(mcbt_run_path(&r, "gguf", "model.gguf"), &g, &e), &e);
 	for (i = 0; i < g.ntensors; i++) {
 		const struct mcb_gguf_tensor *t = &g.tensors[i];
 		const struct mcb_tensor *o = mcb_model_find(&orig, t->name);
@@ -229,7 +177,7 @@ static void pipeline(const char *src)
 
 		CHECK_OK(mcb_model_probe(src, "auto", NULL, &c1, &e), &e);
 		CHECK(memcmp(&c1, &orig.cfg, sizeof(c1)) == 0);
-		CHECK_OK(mcb_model_probe(path_in(&r, "gguf", "model.gguf"), "gguf", NULL, &c2, &e),
+		CHECK_OK(mcb_model_probe(mcbt_run_path(&r, "gguf", "model.gguf"), "gguf", NULL, &c2, &e),
 			 &e);
 		CHECK_EQ(c2.n_layers, orig.cfg.n_layers);
 		CHECK_EQ(c2.hidden_dim, orig.cfg.hidden_dim);
@@ -245,11 +193,11 @@ static void pipeline(const char *src)
 
 	/* per-channel int8 -> HF safetensors: dequantized weights within half a
 	 * step of the source, Q/K rows in rotate-half order */
-	CHECK_OK(quantize_model(&r, path_in(&r, "import", "model.safetensors"), "rtn",
+	CHECK_OK(quantize_model(&r, mcbt_run_path(&r, "import", "model.safetensors"), "rtn",
 				"{\"bits\":8,\"group_size\":0,\"symmetric\":true,\"ggml_type\":\"none\"}", 0, "q8c"),
 		 &r.e);
-	add_input(&r, "model", path_in(&r, "q8c", "model.safetensors"));
-	CHECK_OK(run_step(&r, &mcb_step_export, "{\"format\": \"safetensors\"}", "st"), &r.e);
+	mcbt_run_input(&r, "model", mcbt_run_path(&r, "q8c", "model.safetensors"));
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_export, "{\"format\": \"safetensors\"}", "st"), &r.e);
 	{
 		struct mcb_st_file f;
 		const struct mcb_tensor *qt = NULL, *st = NULL;
@@ -258,7 +206,7 @@ static void pipeline(const char *src)
 		float *perm = malloc(wq->nbytes);
 		double worst = 0;
 
-		CHECK_OK(mcb_st_open(path_in(&r, "st", "model.safetensors"), &f, &e), &e);
+		CHECK_OK(mcb_st_open(mcbt_run_path(&r, "st", "model.safetensors"), &f, &e), &e);
 		for (i = 0; i < f.ntensors; i++) {
 			if (!strcmp(f.tensors[i].name, "model.layers.0.self_attn.q_proj.weight"))
 				qt = &f.tensors[i];
@@ -289,12 +237,12 @@ static void pipeline(const char *src)
 		}
 		free(perm);
 		mcb_st_close(&f);
-		CHECK(mcb_os_exists(path_in(&r, "st", "config.json")));
+		CHECK(mcb_os_exists(mcbt_run_path(&r, "st", "config.json")));
 		{
 			struct mcb_llama_config c3;
 
-			CHECK_OK(mcb_model_probe(path_in(&r, "st", "model.safetensors"), "auto",
-						 path_in(&r, "st", "config.json"), &c3, &e),
+			CHECK_OK(mcb_model_probe(mcbt_run_path(&r, "st", "model.safetensors"), "auto",
+						 mcbt_run_path(&r, "st", "config.json"), &c3, &e),
 				 &e);
 			CHECK_EQ(c3.n_layers, orig.cfg.n_layers);
 			CHECK_EQ(c3.n_kv_heads, orig.cfg.n_kv_heads);
@@ -302,16 +250,16 @@ static void pipeline(const char *src)
 	}
 
 	/* bundle: manifest lists the files with their digests */
-	add_input(&r, "model.gguf", path_in(&r, "gguf", "model.gguf"));
-	CHECK_OK(run_step(&r, &mcb_step_bundle, "{\"target\": \"targets/x\"}", "bundle"), &r.e);
+	mcbt_run_input(&r, "model.gguf", mcbt_run_path(&r, "gguf", "model.gguf"));
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_bundle, "{\"target\": \"targets/x\"}", "bundle"), &r.e);
 	{
-		json_t *man = json_load_file(path_in(&r, "bundle", "manifest.json"), 0, NULL);
+		json_t *man = json_load_file(mcbt_run_path(&r, "bundle", "manifest.json"), 0, NULL);
 		json_t *files = json_object_get(man, "files");
 		char hex[MCB_HEX_LEN + 1];
 		struct mcb_digest d;
 
 		CHECK(json_array_size(files) == 1);
-		CHECK_OK(mcb_sha256_file(path_in(&r, "gguf", "model.gguf"), &d, NULL, &e), &e);
+		CHECK_OK(mcb_sha256_file(mcbt_run_path(&r, "gguf", "model.gguf"), &d, NULL, &e), &e);
 		mcb_digest_hex(&d, hex);
 		CHECK_STR(json_string_value(json_object_get(json_array_get(files, 0), "sha256")), hex);
 		json_decref(man);
@@ -326,7 +274,7 @@ static void pipeline(const char *src)
  * Q8_0's fp16 scale can hold is an error naming the tensor, not an inf. */
 static void test_quantize_refusals(void)
 {
-	struct run r;
+	struct mcbt_run r;
 	char path[4096];
 	FILE *f;
 
@@ -335,12 +283,12 @@ static void test_quantize_refusals(void)
 	r.dir = mcbt_tmpdir();
 	snprintf(path, sizeof(path), "%s/m.bin", r.dir);
 	mcbt_write_llama2c(path, 64, 96, 1, 4, 2, 300, 16);
-	add_input(&r, "source", path);
-	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "import"), &r.e);
-	CHECK_OK(quantize_model(&r, path_in(&r, "import", "model.safetensors"), "rtn",
+	mcbt_run_input(&r, "source", path);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "import"), &r.e);
+	CHECK_OK(quantize_model(&r, mcbt_run_path(&r, "import", "model.safetensors"), "rtn",
 				"{\"bits\":8,\"group_size\":0,\"symmetric\":true,\"ggml_type\":\"none\"}", 0, "q"),
 		 &r.e);
-	CHECK(quantize_model(&r, path_in(&r, "q", "model.safetensors"), "rtn",
+	CHECK(quantize_model(&r, mcbt_run_path(&r, "q", "model.safetensors"), "rtn",
 			     "{\"bits\":8,\"group_size\":0,\"symmetric\":true,\"ggml_type\":\"none\"}", 0, "qq") == MCB_EUNSUP);
 	CHECK(strstr(r.e.msg, "already quantized") != NULL);
 
@@ -354,9 +302,9 @@ static void test_quantize_refusals(void)
 		fwrite(&big, 4, 1, f);
 		fclose(f);
 	}
-	add_input(&r, "source", path);
-	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "import2"), &r.e);
-	CHECK(quantize_model(&r, path_in(&r, "import2", "model.safetensors"), "rtn",
+	mcbt_run_input(&r, "source", path);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "import2"), &r.e);
+	CHECK(quantize_model(&r, mcbt_run_path(&r, "import2", "model.safetensors"), "rtn",
 			     "{\"bits\":8,\"group_size\":32,\"symmetric\":true,\"ggml_type\":\"q8_0\"}", 1, "q8") == MCB_ERANGE);
 	CHECK(strstr(r.e.msg, "blk.0.attn_q.weight") && strstr(r.e.msg, "row 0, column 0"));
 	mcb_buf_release(&r.log);
@@ -378,9 +326,9 @@ static void ref_lsm(const float *x, int64_t n, double *out)
 		out[i] = (double)x[i] - max - log(sum);
 }
 
-static json_t *read_json(struct run *r, const char *dir, const char *name)
+static json_t *read_json(struct mcbt_run *r, const char *dir, const char *name)
 {
-	json_t *v = json_load_file(path_in(r, dir, name), 0, NULL);
+	json_t *v = json_load_file(mcbt_run_path(r, dir, name), 0, NULL);
 
 	CHECK(v != NULL);
 	return v;
@@ -399,7 +347,7 @@ static void test_evaluate_math(void)
 		{1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61},
 		{1, 299, 3, 298, 5, 297, 7, 296, 9, 295, 11, 294, 13, 293, 15, 292, 17, 291, 19, 290, 21, 289, 23},
 	};
-	struct run r;
+	struct mcbt_run r;
 	struct mcb_model mb, mc;
 	struct mcb_engine *eb = NULL, *ec = NULL;
 	struct mcb_engine_opts o = {1, MCB_ENGINE_EXACT, 0};
@@ -425,20 +373,20 @@ static void test_evaluate_math(void)
 			fprintf(f, "%d%c", seqs[si][i], i == 22 ? '\n' : ' ');
 	}
 	fclose(f);
-	add_input(&r, "source", path);
-	CHECK_OK(run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "imp"), &r.e);
-	CHECK_OK(quantize_model(&r, path_in(&r, "imp", "model.safetensors"), "rtn",
+	mcbt_run_input(&r, "source", path);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_import, "{\"format\": \"llama2c\"}", "imp"), &r.e);
+	CHECK_OK(quantize_model(&r, mcbt_run_path(&r, "imp", "model.safetensors"), "rtn",
 				"{\"bits\":8,\"group_size\":0,\"symmetric\":true,\"ggml_type\":\"none\"}", 0, "q"),
 		 &r.e);
-	add_input(&r, "model", path_in(&r, "imp", "model.safetensors"));
-	add_input(&r, "data", data);
-	CHECK_OK(run_step(&r, &mcb_step_evaluate,
+	mcbt_run_input(&r, "model", mcbt_run_path(&r, "imp", "model.safetensors"));
+	mcbt_run_input(&r, "data", data);
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_evaluate,
 			  "{\"role\":\"baseline\",\"kind\":\"windows\",\"format\":\"tokens\","
 			  "\"window\":10,\"stride\":5,\"mode\":\"exact\"}", "eb"), &r.e);
-	add_input(&r, "model", path_in(&r, "q", "model.safetensors"));
-	add_input(&r, "data", data);
-	add_input(&r, "baseline", path_in(&r, "eb", "logprobs.bin"));
-	CHECK_OK(run_step(&r, &mcb_step_evaluate,
+	mcbt_run_input(&r, "model", mcbt_run_path(&r, "q", "model.safetensors"));
+	mcbt_run_input(&r, "data", data);
+	mcbt_run_input(&r, "baseline", mcbt_run_path(&r, "eb", "logprobs.bin"));
+	CHECK_OK(mcbt_run_step(&r, &mcb_step_evaluate,
 			  "{\"role\":\"compressed\",\"kind\":\"windows\",\"format\":\"tokens\","
 			  "\"window\":10,\"stride\":5,\"mode\":\"exact\"}", "ec"), &r.e);
 	base = read_json(&r, "eb", "eval.json");
@@ -450,8 +398,8 @@ static void test_evaluate_math(void)
 
 	mcb_model_init(&mb);
 	mcb_model_init(&mc);
-	CHECK_OK(mcb_model_load_ir(path_in(&r, "imp", "model.safetensors"), &mb, &e), &e);
-	CHECK_OK(mcb_model_load_ir(path_in(&r, "q", "model.safetensors"), &mc, &e), &e);
+	CHECK_OK(mcb_model_load_ir(mcbt_run_path(&r, "imp", "model.safetensors"), &mb, &e), &e);
+	CHECK_OK(mcb_model_load_ir(mcbt_run_path(&r, "q", "model.safetensors"), &mc, &e), &e);
 	CHECK_OK(mcb_engine_new(&mb, &o, &eb, &e), &e);
 	CHECK_OK(mcb_engine_new(&mc, &o, &ec, &e), &e);
 	for (si = 0; si < 3 && eb && ec; si++) {
@@ -509,8 +457,8 @@ static void test_evaluate_math(void)
 
 	/* the report: mean KL is the ratio of the sums; a gate between the
 	 * point and the upper bound fails, one above it passes */
-	add_input(&r, "base.0.json", path_in(&r, "eb", "eval.json"));
-	add_input(&r, "comp.0.json", path_in(&r, "ec", "eval.json"));
+	mcbt_run_input(&r, "base.0.json", mcbt_run_path(&r, "eb", "eval.json"));
+	mcbt_run_input(&r, "comp.0.json", mcbt_run_path(&r, "ec", "eval.json"));
 	{
 		json_t *meas = json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, "
 					 "s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}}",
@@ -525,7 +473,7 @@ static void test_evaluate_math(void)
 		snprintf(path, sizeof(path), "%s/measure.json", r.dir);
 		json_dump_file(meas, path, 0);
 		json_decref(meas);
-		add_input(&r, "measure.json", path);
+		mcbt_run_input(&r, "measure.json", path);
 	}
 	{
 		char params[2048];
@@ -545,7 +493,7 @@ static void test_evaluate_math(void)
 			 "\"gate\":{\"kind\":\"max\",\"value\":%.17g,\"relative\":false,"
 			 "\"text\":\"max: point\"}}]}}",
 			 point);
-		CHECK_OK(run_step(&r, &mcb_step_report, params, "rep"), &r.e);
+		CHECK_OK(mcbt_run_step(&r, &mcb_step_report, params, "rep"), &r.e);
 		rep = read_json(&r, "rep", "report.json");
 		{
 			json_t *m = json_array_get(json_object_get(json_object_get(rep, "quality"),
@@ -596,7 +544,7 @@ static void test_stories(void)
 
 static void test_import_errors(void)
 {
-	struct run r;
+	struct mcbt_run r;
 	char path[4096];
 
 	memset(&r, 0, sizeof(r));
@@ -604,8 +552,8 @@ static void test_import_errors(void)
 	r.dir = mcbt_tmpdir();
 	snprintf(path, sizeof(path), "%s/garbage.bin", r.dir);
 	mcbt_write(path, "not a model at all", 18);
-	add_input(&r, "source", path);
-	CHECK(run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "x") != 0);
+	mcbt_run_input(&r, "source", path);
+	CHECK(mcbt_run_step(&r, &mcb_step_import, "{\"format\": \"auto\"}", "x") != 0);
 	CHECK(strstr(r.e.msg, "garbage.bin") != NULL);
 	mcb_buf_release(&r.log);
 	mcb_arena_release(&r.a);
