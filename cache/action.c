@@ -25,12 +25,9 @@
  * which is a miss that leaves the file alone (the rebuilt step overwrites it).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "mcb/action.h"
 #include "mcb/arena.h"
@@ -266,69 +263,12 @@ static unsigned long long other_version(const char *p, size_t n)
  * another format version (left alone); the message suits a warning.
  * MCB_EIO: the entry could not be read.  *out is empty on failure.
  */
-/*
- * Read the entry at path into b: open (not following a symbolic link),
- * fstat, read, close; a no-op rebuild reads hundreds of entries, so no
- * syscall more.  0; MCB_ENOENT; 1 with why set when it is not a regular
- * file or is too large (corrupt); MCB_EIO.  *ls: its identity, when known.
- */
-static int read_entry(const char *path, struct mcb_buf *b, struct stat *ls, char *why,
-		      size_t nwhy, struct mcb_errctx *e)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	size_t want;
-	ssize_t n;
-
-	memset(ls, 0, sizeof(*ls));
-	if (fd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			return MCB_ENOENT;
-		if (errno == ELOOP) { /* a symbolic link */
-			(void)lstat(path, ls);
-			snprintf(why, nwhy, "not a regular file");
-			return 1;
-		}
-		return mcb_errf(e, MCB_EIO, "cannot open '%s':", path);
-	}
-	if (fstat(fd, ls) < 0) {
-		close(fd);
-		return mcb_errf(e, MCB_EIO, "cannot stat '%s':", path);
-	}
-	if (!S_ISREG(ls->st_mode) || (uint64_t)ls->st_size > ENTRY_MAX) {
-		close(fd);
-		if (!S_ISREG(ls->st_mode))
-			snprintf(why, nwhy, "not a regular file");
-		else
-			snprintf(why, nwhy, "larger than %zu bytes", (size_t)ENTRY_MAX);
-		return 1;
-	}
-	/* entries are written whole and renamed into place: st_size is all */
-	want = (size_t)ls->st_size;
-	mcb_buf_grow(b, want + 1);
-	while (b->len < want) {
-		n = read(fd, b->data + b->len, want - b->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			close(fd);
-			return mcb_errf(e, MCB_EIO, "cannot read '%s':", path);
-		}
-		if (n == 0)
-			break;
-		b->len += (size_t)n;
-	}
-	b->data[b->len] = '\0';
-	close(fd);
-	return 0;
-}
-
 int mcb_ac_get(struct mcb_store *s, const struct mcb_digest *key, struct mcb_arena *a,
 	       struct mcb_action *out, struct mcb_errctx *e)
 {
 	struct mcb_buf b = MCB_BUF_INIT, note = MCB_BUF_INIT;
 	struct mcb_arena tmp;
 	struct mcb_stat st;
-	struct stat ls;
 	char hex[MCB_HEX_LEN + 1], why[256];
 	unsigned long long ver;
 	char *path;
@@ -340,16 +280,18 @@ int mcb_ac_get(struct mcb_store *s, const struct mcb_digest *key, struct mcb_are
 	out->log = "";
 	mcb_arena_init(&tmp);
 	path = entry_path(&tmp, s, key, hex);
-	rc = read_entry(path, &b, &ls, why, sizeof(why), e);
-	memset(&st, 0, sizeof(st));
-	st.ino = (uint64_t)ls.st_ino;
-	st.dev = (uint64_t)ls.st_dev;
+	rc = mcb_os_read_regular(path, ENTRY_MAX, &b, &st, e);
 	if (rc == MCB_ENOENT) {
 		rc = mcb_errf(e, MCB_ENOENT, "no action entry ac/%.2s/%s", hex, hex + 2);
 		goto out;
 	}
-	if (rc == 1)
+	if (rc == MCB_EFORMAT || rc == MCB_ERANGE) {
+		if (rc == MCB_EFORMAT)
+			snprintf(why, sizeof(why), "not a regular file");
+		else
+			snprintf(why, sizeof(why), "larger than %zu bytes", (size_t)ENTRY_MAX);
 		goto corrupt;
+	}
 	if (rc)
 		goto out;
 	ver = other_version(b.data, b.len);

@@ -24,6 +24,7 @@
 #include "mcb/awq.h"
 #include "mcb/blas.h"
 #include "mcb/err.h"
+#include "mcb/quant.h"
 #include "mcb/tensor.h"
 
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
@@ -46,24 +47,12 @@ void mcb_awq_defaults(struct mcb_awq_params *p)
 
 /* ---- checks and buffers ---- */
 
-static int check_finite(const float *x, int64_t n, const char *fn, const char *what,
-			struct mcb_errctx *e)
-{
-	int64_t i;
-
-	for (i = 0; i < n; i++)
-		if (!isfinite(x[i]))
-			return mcb_errf(e, MCB_ERANGE, "%s: %s[%lld] is %g (not finite)", fn, what,
-					(long long)i, (double)x[i]);
-	return 0;
-}
-
 /* 0 when x (n,) is finite and >= 0. */
 static int check_stat(const float *x, int64_t n, const char *fn, const char *what,
 		      struct mcb_errctx *e)
 {
 	int64_t i;
-	int rc = check_finite(x, n, fn, what, e);
+	int rc = mcb_require_finite(x, n, fn, what, e);
 
 	if (rc)
 		return rc;
@@ -140,7 +129,7 @@ static int check_layers(const struct mcb_awq_params *p, const struct mcb_awq_lin
 		if (rc)
 			return rc;
 		snprintf(what, sizeof(what), "layer %d weight", i);
-		rc = check_finite(l[i].w, l[i].rows * cols, fn, what, e);
+		rc = mcb_require_finite(l[i].w, l[i].rows * cols, fn, what, e);
 		if (rc)
 			return rc;
 		if (*total > INT64_MAX / 2 - l[i].rows)
@@ -164,7 +153,7 @@ static int check_samples(const float *x, int64_t n, int64_t cols, const char *fn
 	if (cols > INT_MAX)
 		return mcb_errf(e, MCB_ERANGE, "%s: %lld columns exceed the BLAS limit", fn,
 				(long long)cols);
-	return check_finite(x, n * cols, fn, "sample", e);
+	return mcb_require_finite(x, n * cols, fn, "sample", e);
 }
 
 /* ---- the quantizer ---- */
@@ -234,7 +223,7 @@ int mcb_awq_quantize(const struct mcb_awq_params *p, const float *w, int64_t row
 		return rc;
 	if (!w || !q || !scale || !zero)
 		return mcb_errf(e, MCB_EINVAL, "%s: NULL argument", fn);
-	rc = check_finite(w, rows * cols, fn, "weight", e);
+	rc = mcb_require_finite(w, rows * cols, fn, "weight", e);
 	if (rc)
 		return rc;
 	gs = group_len(p, cols);
@@ -263,7 +252,7 @@ int mcb_awq_fake_quant(const struct mcb_awq_params *p, const float *w, int64_t r
 		return rc;
 	if (!w || !out)
 		return mcb_errf(e, MCB_EINVAL, "%s: NULL argument", fn);
-	rc = check_finite(w, rows * cols, fn, "weight", e);
+	rc = mcb_require_finite(w, rows * cols, fn, "weight", e);
 	if (rc)
 		return rc;
 	gs = group_len(p, cols);
@@ -393,7 +382,7 @@ int mcb_awq_loss(const struct mcb_awq_params *p, const struct mcb_awq_linear *l,
 	if (!rc)
 		rc = check_samples(x, n, cols, fn, e);
 	if (!rc && s)
-		rc = check_finite(s, cols, fn, "scale", e);
+		rc = mcb_require_finite(s, cols, fn, "scale", e);
 	if (rc)
 		return rc;
 	if (!loss)
@@ -589,7 +578,7 @@ int mcb_awq_search_clip(const struct mcb_awq_params *p, const float *w, int64_t 
 				"%s: clip grid %d, steps %d, samples %lld (expected 1 <= steps <= "
 				"grid, samples >= 1)",
 				fn, p->clip_grid, p->clip_steps, (long long)p->clip_samples);
-	rc = check_finite(w, rows * cols, fn, "weight", e);
+	rc = mcb_require_finite(w, rows * cols, fn, "weight", e);
 	if (!rc)
 		rc = check_samples(x, n, cols, fn, e);
 	if (rc)
@@ -745,7 +734,7 @@ int mcb_awq_w8a8_weight(const float *w, int64_t rows, int64_t cols, int8_t *q, f
 	if (!rc && (!w || !q || !delta))
 		rc = mcb_errf(e, MCB_EINVAL, "%s: NULL argument", fn);
 	if (!rc)
-		rc = check_finite(w, rows * cols, fn, "weight", e);
+		rc = mcb_require_finite(w, rows * cols, fn, "weight", e);
 	if (rc)
 		return rc;
 	for (r = 0; r < rows; r++) {
@@ -777,7 +766,7 @@ int mcb_awq_act_scale(const float *act_max, const float *s, int64_t cols, float 
 		return mcb_errf(e, MCB_EINVAL, "%s: no input channels", fn);
 	rc = check_stat(act_max, cols, fn, "act_max", e);
 	if (!rc && s)
-		rc = check_finite(s, cols, fn, "s", e);
+		rc = mcb_require_finite(s, cols, fn, "s", e);
 	if (rc)
 		return rc;
 	for (j = 0; j < cols; j++) {

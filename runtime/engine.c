@@ -138,20 +138,6 @@ static int64_t kv_padded(int64_t len)
 	return (len + GGML_KV_PAD - 1) / GGML_KV_PAD * GGML_KV_PAD;
 }
 
-/* the sum of 16 floats as ggml's AVX-512 build reduces a vector
- * (_mm512_reduce_add_ps: halves 8 + 8, 4 + 4, then (0 + 2) + (1 + 3)) */
-static float red16(const float *a)
-{
-	float t3[8], t6[4];
-	int i;
-
-	for (i = 0; i < 8; i++)
-		t3[i] = a[8 + i] + a[i];
-	for (i = 0; i < 4; i++)
-		t6[i] = t3[4 + i] + t3[i];
-	return (t6[0] + t6[2]) + (t6[1] + t6[3]);
-}
-
 /* ---- thread pool ---- */
 
 typedef void (*job_fn)(void *ctx, int64_t i0, int64_t i1, int tid);
@@ -1405,7 +1391,7 @@ static void attn_ggml(struct mcb_engine *en, const float *q, const float *kc, co
 
 			for (l = 0; l < 16; l++)
 				lanes[l] = acc[l * hd + i];
-			out[i] = red16(lanes);
+			out[i] = mcb_reduce16_ggml(lanes);
 		}
 	} else {
 		memset(s + len, 0, (size_t)(nkv - len) * sizeof(float));

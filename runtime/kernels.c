@@ -351,6 +351,34 @@ static float dot32_ref(enum mcb_ggml_order o, int64_t n, const uint8_t *w, const
 	return o == MCB_GO_Q4_1 ? hsum8_ref(acc) + summs : hsum8_ref(acc);
 }
 
+/* One Q4_K super-block's integer sums scaled into one (codes) and onem
+ * (mins), in the order of ggml's GEMM (per pair of sub-blocks) or GEMV (the
+ * super-block's sums, once): s of 8 sub-block scales sc, mins mn, code sums
+ * S, activation block sums bs. */
+static inline void q4k_sums(enum mcb_ggml_order o, const int *sc, const int32_t *S,
+			    const int *mn, const int *bs, float d, float dmin, float *one,
+			    float *onem)
+{
+	int32_t I = 0, M = 0;
+	int s;
+
+	for (s = 0; s < 8; s += 2) {
+		int32_t Is = sc[s] * S[s] + sc[s + 1] * S[s + 1];
+		int32_t Ms = mn[s] * bs[s] + mn[s + 1] * bs[s + 1];
+
+		if (o == MCB_GO_Q4_K_GEMM) {
+			*one = fmaf((float)Is, d, *one);
+			*onem = fmaf((float)Ms, dmin, *onem);
+		}
+		I += Is;
+		M += Ms;
+	}
+	if (o == MCB_GO_Q4_K_GEMV) {
+		*one = fmaf((float)I, d, *one);
+		*onem = fmaf((float)M, dmin, *onem);
+	}
+}
+
 static float dot_q4_k_ref(enum mcb_ggml_order o, int64_t n, const uint8_t *w, const int8_t *xq,
 			  const float *dk, const int16_t *bsums)
 {
@@ -391,24 +419,7 @@ static float dot_q4_k_ref(enum mcb_ggml_order o, int64_t n, const uint8_t *w, co
 				accm[l] = fmaf(dmin, (float)(mn[2 * l] * bs[2 * l] +
 							     mn[2 * l + 1] * bs[2 * l + 1]), accm[l]);
 		} else {
-			const float d = dw * dk[b], dmin = dminw * dk[b];
-			int32_t I = 0, M = 0;
-
-			for (s = 0; s < 8; s += 2) {
-				int32_t Is = sc[s] * S[s] + sc[s + 1] * S[s + 1];
-				int32_t Ms = mn[s] * bs[s] + mn[s + 1] * bs[s + 1];
-
-				if (o == MCB_GO_Q4_K_GEMM) {
-					one = fmaf((float)Is, d, one);
-					onem = fmaf((float)Ms, dmin, onem);
-				}
-				I += Is;
-				M += Ms;
-			}
-			if (o == MCB_GO_Q4_K_GEMV) {
-				one = fmaf((float)I, d, one);
-				onem = fmaf((float)M, dmin, onem);
-			}
+			q4k_sums(o, sc, S, mn, bs, dw * dk[b], dminw * dk[b], &one, &onem);
 		}
 	}
 	if (o == MCB_GO_Q4_K)
@@ -610,19 +621,6 @@ static inline float ggml_expf_ref(float x)
 	GGML_EXPF_BODY(x);
 }
 
-/* _mm512_reduce_add_ps of 16 floats, as GCC expands it */
-static inline float red16(const float *a)
-{
-	float t3[8], t6[4];
-	int i;
-
-	for (i = 0; i < 8; i++)
-		t3[i] = a[8 + i] + a[i];
-	for (i = 0; i < 4; i++)
-		t6[i] = t3[4 + i] + t3[i];
-	return (t6[0] + t6[2]) + (t6[1] + t6[3]);
-}
-
 static float dot_f32_ggml_ref(int64_t n, const float *x, const float *y)
 {
 	const int64_t np = n & ~(int64_t)63, nv = np + (n - np) / 8 * 8;
@@ -641,7 +639,7 @@ static float dot_f32_ggml_ref(int64_t n, const float *x, const float *y)
 		}
 		for (l = 0; l < 16; l++)
 			acc[0][l] = acc[0][l] + acc[1][l];
-		sum = red16(acc[0]);
+		sum = mcb_reduce16_ggml(acc[0]);
 	}
 	for (i = np; i < nv; i++)
 		sum = sum + x[i] * y[i];
@@ -671,7 +669,7 @@ static float dot_f16_f16_ref(int64_t n, const uint16_t *w, const uint16_t *x)
 	}
 	for (l = 0; l < 16; l++)
 		acc[0][l] = acc[0][l] + acc[1][l];
-	sum = (double)red16(acc[0]);
+	sum = (double)mcb_reduce16_ggml(acc[0]);
 	for (; i < n; i++)
 		sum += (double)(mcb_f16_to_f32(w[i]) * mcb_f16_to_f32(x[i]));
 	return (float)sum;
@@ -685,7 +683,7 @@ static float dot_f32_lanes16_ref(int64_t n, const float *x, const float *y)
 
 	for (i = 0; i < n; i++)
 		acc[i % 16] = fmaf(x[i], y[i], acc[i % 16]);
-	return red16(acc);
+	return mcb_reduce16_ggml(acc);
 }
 
 static float dot_f16_lanes16_ref(int64_t n, const uint16_t *x, const uint16_t *y)
@@ -695,7 +693,7 @@ static float dot_f16_lanes16_ref(int64_t n, const uint16_t *x, const uint16_t *y
 
 	for (i = 0; i < n; i++)
 		acc[i % 16] = fmaf(mcb_f16_to_f32(x[i]), mcb_f16_to_f32(y[i]), acc[i % 16]);
-	return red16(acc);
+	return mcb_reduce16_ggml(acc);
 }
 
 static void fma_f32_ref(int64_t n, float a, const float *x, float *y)
@@ -726,7 +724,7 @@ static double softmax_exp_ggml_ref(int64_t n, float *s, float max)
 	for (; i + 16 <= n; i += 16) {
 		for (l = 0; l < 16; l++)
 			s[i + l] = ggml_expf_ref(s[i + l] - max);
-		sum += (double)red16(s + i);
+		sum += (double)mcb_reduce16_ggml(s + i);
 	}
 	for (; i < n; i++) {
 		s[i] = expf(s[i] - max);
@@ -1371,24 +1369,7 @@ AVX2 static float q4k_dot_avx2(enum mcb_ggml_order o, int64_t n, const uint8_t *
 				accm[s] = fmaf(dmin, (float)(mn[2 * s] * bs[2 * s] +
 							     mn[2 * s + 1] * bs[2 * s + 1]), accm[s]);
 		} else {
-			const float d = dw * dk[b], dmin = dminw * dk[b];
-			int32_t I = 0, M = 0;
-
-			for (s = 0; s < 8; s += 2) {
-				int32_t Is = sc[s] * S[s] + sc[s + 1] * S[s + 1];
-				int32_t Ms = mn[s] * bs[s] + mn[s + 1] * bs[s + 1];
-
-				if (o == MCB_GO_Q4_K_GEMM) {
-					one = fmaf((float)Is, d, one);
-					onem = fmaf((float)Ms, dmin, onem);
-				}
-				I += Is;
-				M += Ms;
-			}
-			if (o == MCB_GO_Q4_K_GEMV) {
-				one = fmaf((float)I, d, one);
-				onem = fmaf((float)M, dmin, onem);
-			}
+			q4k_sums(o, sc, S, mn, bs, dw * dk[b], dminw * dk[b], &one, &onem);
 		}
 	}
 	if (o == MCB_GO_Q4_K)

@@ -21,6 +21,16 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
+static void fill_stat(struct mcb_stat *st, const struct stat *s)
+{
+	st->size = (uint64_t)s->st_size;
+	st->mtime_ns = (int64_t)s->st_mtim.tv_sec * 1000000000 + s->st_mtim.tv_nsec;
+	st->ctime_ns = (int64_t)s->st_ctim.tv_sec * 1000000000 + s->st_ctim.tv_nsec;
+	st->ino = (uint64_t)s->st_ino;
+	st->dev = (uint64_t)s->st_dev;
+	st->mode = (unsigned)s->st_mode;
+}
+
 int mcb_os_stat(const char *path, struct mcb_stat *st, struct mcb_errctx *e)
 {
 	struct stat s;
@@ -28,12 +38,7 @@ int mcb_os_stat(const char *path, struct mcb_stat *st, struct mcb_errctx *e)
 	if (stat(path, &s) < 0)
 		return mcb_errf(e, errno == ENOENT || errno == ENOTDIR ? MCB_ENOENT : MCB_EIO,
 				"cannot stat '%s':", path);
-	st->size = (uint64_t)s.st_size;
-	st->mtime_ns = (int64_t)s.st_mtim.tv_sec * 1000000000 + s.st_mtim.tv_nsec;
-	st->ctime_ns = (int64_t)s.st_ctim.tv_sec * 1000000000 + s.st_ctim.tv_nsec;
-	st->ino = (uint64_t)s.st_ino;
-	st->dev = (uint64_t)s.st_dev;
-	st->mode = (unsigned)s.st_mode;
+	fill_stat(st, &s);
 	return 0;
 }
 
@@ -51,31 +56,26 @@ int mcb_os_isdir(const char *path)
 	return stat(path, &s) == 0 && S_ISDIR(s.st_mode);
 }
 
-int mcb_os_read_file(const char *path, size_t max, struct mcb_buf *out, struct mcb_errctx *e)
+/* Read the open file fd (stat s) into out and close it.  A regular file is
+ * read up to its size, without the read that would return end of file
+ * (files of /proc say 0: those are read to the end). */
+static int read_fd(int fd, const struct stat *s, const char *path, size_t max,
+		   struct mcb_buf *out, struct mcb_errctx *e)
 {
-	struct stat s;
+	size_t got = 0, want = S_ISREG(s->st_mode) && s->st_size > 0 ? (size_t)s->st_size
+								  : SIZE_MAX;
 	ssize_t n;
-	size_t got = 0;
-	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return mcb_errf(e, errno == ENOENT || errno == ENOTDIR ? MCB_ENOENT : MCB_EIO,
-				"cannot open '%s':", path);
-	if (fstat(fd, &s) < 0) {
-		close(fd);
-		return mcb_errf(e, MCB_EIO, "cannot stat '%s':", path);
-	}
-	if (S_ISDIR(s.st_mode)) {
+	if (S_ISDIR(s->st_mode)) {
 		close(fd);
 		return mcb_errf(e, MCB_EIO, "cannot read '%s': is a directory", path);
 	}
-	if ((uint64_t)s.st_size > max) {
+	if ((uint64_t)s->st_size > max) {
 		close(fd);
 		return mcb_errf(e, MCB_ERANGE, "'%s' is larger than %zu bytes", path, max);
 	}
-	mcb_buf_grow(out, (size_t)s.st_size);
-	for (;;) {
+	mcb_buf_grow(out, (size_t)s->st_size);
+	while (got < want) {
 		if (out->cap - out->len - 1 == 0)
 			mcb_buf_grow(out, 4096);
 		n = read(fd, out->data + out->len, out->cap - out->len - 1);
@@ -97,6 +97,49 @@ int mcb_os_read_file(const char *path, size_t max, struct mcb_buf *out, struct m
 	out->data[out->len] = '\0';
 	close(fd);
 	return 0;
+}
+
+int mcb_os_read_file(const char *path, size_t max, struct mcb_buf *out, struct mcb_errctx *e)
+{
+	struct stat s;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return mcb_errf(e, errno == ENOENT || errno == ENOTDIR ? MCB_ENOENT : MCB_EIO,
+				"cannot open '%s':", path);
+	if (fstat(fd, &s) < 0) {
+		close(fd);
+		return mcb_errf(e, MCB_EIO, "cannot stat '%s':", path);
+	}
+	return read_fd(fd, &s, path, max, out, e);
+}
+
+int mcb_os_read_regular(const char *path, size_t max, struct mcb_buf *out, struct mcb_stat *st,
+			struct mcb_errctx *e)
+{
+	struct stat s;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	memset(st, 0, sizeof(*st));
+	if (fd < 0) {
+		if (errno == ELOOP) { /* a symbolic link */
+			if (lstat(path, &s) == 0)
+				fill_stat(st, &s);
+			return mcb_errf(e, MCB_EFORMAT, "not a regular file");
+		}
+		return mcb_errf(e, errno == ENOENT || errno == ENOTDIR ? MCB_ENOENT : MCB_EIO,
+				"cannot open '%s':", path);
+	}
+	if (fstat(fd, &s) < 0) {
+		close(fd);
+		return mcb_errf(e, MCB_EIO, "cannot stat '%s':", path);
+	}
+	fill_stat(st, &s);
+	if (!S_ISREG(s.st_mode)) {
+		close(fd);
+		return mcb_errf(e, MCB_EFORMAT, "not a regular file");
+	}
+	return read_fd(fd, &s, path, max, out, e);
 }
 
 int mcb_os_write_all(int fd, const void *data, size_t n)

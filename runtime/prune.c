@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "mcb/err.h"
+#include "mcb/quant.h"
 #include "mcb/prune.h"
 
 #define SMALL_M 16
@@ -146,18 +147,6 @@ static int check_pattern(const struct mcb_prune_pattern *pat, int64_t rows, int6
 	return 0;
 }
 
-static int check_finite(const float *x, int64_t n, const char *fn, const char *what,
-			struct mcb_errctx *e)
-{
-	int64_t i;
-
-	for (i = 0; i < n; i++)
-		if (!isfinite(x[i]))
-			return mcb_errf(e, MCB_ERANGE, "%s: %s[%lld] is %g (not finite)", fn, what,
-					(long long)i, (double)x[i]);
-	return 0;
-}
-
 /* finite and >= 0 */
 static int check_norm(const float *x, int64_t n, const char *fn, const char *what,
 		      struct mcb_errctx *e)
@@ -167,7 +156,7 @@ static int check_norm(const float *x, int64_t n, const char *fn, const char *wha
 
 	if (!x)
 		return mcb_errf(e, MCB_EINVAL, "%s: no %s", fn, what);
-	rc = check_finite(x, n, fn, what, e);
+	rc = mcb_require_finite(x, n, fn, what, e);
 	if (rc)
 		return rc;
 	for (i = 0; i < n; i++)
@@ -264,7 +253,7 @@ int mcb_prune_wanda(const float *w, int64_t rows, int64_t cols, const float *nor
 	if (!rc && (!w || !mask))
 		rc = mcb_errf(e, MCB_EINVAL, "%s: NULL argument", fn);
 	if (!rc)
-		rc = check_finite(w, rows * cols, fn, "weight", e);
+		rc = mcb_require_finite(w, rows * cols, fn, "weight", e);
 	if (!rc)
 		rc = check_norm(norm, cols, fn, "norm", e);
 	if (rc)
@@ -297,7 +286,7 @@ int mcb_prune_magnitude(const float *w, int64_t rows, int64_t cols,
 	if (!rc && (!w || !mask))
 		rc = mcb_errf(e, MCB_EINVAL, "%s: NULL argument", fn);
 	if (!rc)
-		rc = check_finite(w, rows * cols, fn, "weight", e);
+		rc = mcb_require_finite(w, rows * cols, fn, "weight", e);
 	if (rc)
 		return rc;
 	mask_of(w, rows, cols, 1, pat, pat->m == 0, mask);
@@ -365,13 +354,13 @@ int mcb_prune_head_scores(const struct mcb_prune_attn *a, double *score, struct 
 	kvdim = a->n_kv_heads * hd;
 	rc = check_dims(qdim, a->dim, fn, e);
 	if (!rc)
-		rc = check_finite(a->wq, qdim * a->dim, fn, "q weight", e);
+		rc = mcb_require_finite(a->wq, qdim * a->dim, fn, "q weight", e);
 	if (!rc)
-		rc = check_finite(a->wk, kvdim * a->dim, fn, "k weight", e);
+		rc = mcb_require_finite(a->wk, kvdim * a->dim, fn, "k weight", e);
 	if (!rc)
-		rc = check_finite(a->wv, kvdim * a->dim, fn, "v weight", e);
+		rc = mcb_require_finite(a->wv, kvdim * a->dim, fn, "v weight", e);
 	if (!rc)
-		rc = check_finite(a->wo, a->dim * qdim, fn, "o weight", e);
+		rc = mcb_require_finite(a->wo, a->dim * qdim, fn, "o weight", e);
 	if (!rc)
 		rc = check_norm(a->norm_x, a->dim, fn, "norm_x", e);
 	if (!rc)
@@ -399,11 +388,11 @@ int mcb_prune_ffn_scores(const struct mcb_prune_ffn *f, double *score, struct mc
 		return mcb_errf(e, MCB_EINVAL, "%s: NULL argument", fn);
 	rc = check_dims(f->hidden, f->dim, fn, e);
 	if (!rc && f->w_gate)
-		rc = check_finite(f->w_gate, f->hidden * f->dim, fn, "gate weight", e);
+		rc = mcb_require_finite(f->w_gate, f->hidden * f->dim, fn, "gate weight", e);
 	if (!rc)
-		rc = check_finite(f->w_up, f->hidden * f->dim, fn, "up weight", e);
+		rc = mcb_require_finite(f->w_up, f->hidden * f->dim, fn, "up weight", e);
 	if (!rc)
-		rc = check_finite(f->w_down, f->dim * f->hidden, fn, "down weight", e);
+		rc = mcb_require_finite(f->w_down, f->dim * f->hidden, fn, "down weight", e);
 	if (!rc)
 		rc = check_norm(f->norm_x, f->dim, fn, "norm_x", e);
 	if (!rc)

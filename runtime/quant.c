@@ -498,6 +498,17 @@ int mcb_check_finite(const float *x, int64_t n, int64_t *bad_index)
 	return MCB_ERANGE;
 }
 
+int mcb_require_finite(const float *x, int64_t n, const char *fn, const char *what,
+		       struct mcb_errctx *e)
+{
+	int64_t bad;
+
+	if (!mcb_check_finite(x, n, &bad))
+		return 0;
+	return mcb_errf(e, MCB_ERANGE, "%s: %s[%lld] is %g (not finite)", fn, what,
+			(long long)bad, (double)x[bad]);
+}
+
 /* ---- issue 4: integer group quantization, FP8 E4M3, checkpoint packings ---- */
 
 /*

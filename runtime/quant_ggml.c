@@ -296,6 +296,40 @@ static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 	}
 }
 
+/* Q4_K's super-block header from the sub-blocks' scales and mins (8 each,
+ * their maxima given): fp16 d and dmin at y, the 6-bit scales and mins
+ * packed into y + 4 (12 bytes); *d0, *dmin0 as stored (ggml's
+ * quantize_row_q4_K_ref). */
+static void q4_k_pack_scales(const float *scales, const float *mins, float max_scale,
+			     float max_min, uint8_t *y, float *d0, float *dmin0)
+{
+	const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+	const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+	uint8_t *sc12 = y + 4;
+	int j;
+
+	memset(sc12, 0, 12);
+	for (j = 0; j < QKK / 32; j++) {
+		uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
+		uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
+
+		ls = ls < 63 ? ls : 63;
+		lm = lm < 63 ? lm : 63;
+		if (j < 4) {
+			sc12[j] = ls;
+			sc12[j + 4] = lm;
+		} else {
+			sc12[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+			sc12[j - 4] |= (uint8_t)((ls >> 4) << 6);
+			sc12[j - 0] |= (uint8_t)((lm >> 4) << 6);
+		}
+	}
+	st16(y, mcb_f32_to_f16(max_scale / 63.f));
+	st16(y + 2, mcb_f32_to_f16(max_min / 63.f));
+	*d0 = mcb_f16_to_f32(ld16(y));
+	*dmin0 = mcb_f16_to_f32(ld16(y + 2));
+}
+
 void mcb_quantize_row_q4_k_ref(const float *x, void *vy, int64_t k)
 {
 	uint8_t *y = vy;
@@ -306,7 +340,7 @@ void mcb_quantize_row_q4_k_ref(const float *x, void *vy, int64_t k)
 
 	for (b = 0; b < nb; b++, x += QKK, y += Q4_K_BYTES) {
 		uint8_t *sc12 = y + 4, *qs = y + 16, sc, m;
-		float max_scale = 0, max_min = 0, inv_scale, inv_min, d0, dmin0;
+		float max_scale = 0, max_min = 0, d0, dmin0;
 
 		for (j = 0; j < QKK / 32; j++) {
 			float sum_x2 = 0, av_x;
@@ -323,28 +357,7 @@ void mcb_quantize_row_q4_k_ref(const float *x, void *vy, int64_t k)
 			if (mins[j] > max_min)
 				max_min = mins[j];
 		}
-		inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-		inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-		memset(sc12, 0, 12);
-		for (j = 0; j < QKK / 32; j++) {
-			uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
-			uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
-
-			ls = ls < 63 ? ls : 63;
-			lm = lm < 63 ? lm : 63;
-			if (j < 4) {
-				sc12[j] = ls;
-				sc12[j + 4] = lm;
-			} else {
-				sc12[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-				sc12[j - 4] |= (uint8_t)((ls >> 4) << 6);
-				sc12[j - 0] |= (uint8_t)((lm >> 4) << 6);
-			}
-		}
-		st16(y, mcb_f32_to_f16(max_scale / 63.f));
-		st16(y + 2, mcb_f32_to_f16(max_min / 63.f));
-		d0 = mcb_f16_to_f32(ld16(y));
-		dmin0 = mcb_f16_to_f32(ld16(y + 2));
+		q4_k_pack_scales(scales, mins, max_scale, max_min, y, &d0, &dmin0);
 		for (j = 0; j < QKK / 32; j++) {
 			float d, dm;
 
@@ -986,7 +999,7 @@ QG_AVX2 static void q4_k_block(const float *x, const struct kq_fit *f, int lane,
 	const __m256i lo = _mm256_setzero_si256(), hi = _mm256_set1_epi32(15);
 	const float *scales = f->scale + lane, *mins = f->the_min + lane;
 	uint8_t L[QKK], *sc12 = y + 4, *qs = y + 16, sc, m;
-	float max_scale = 0, max_min = 0, inv_scale, inv_min, d0, dmin0;
+	float max_scale = 0, max_min = 0, d0, dmin0;
 	int j, l;
 
 	for (j = 0; j < QKK / 32; j++) {
@@ -995,28 +1008,7 @@ QG_AVX2 static void q4_k_block(const float *x, const struct kq_fit *f, int lane,
 		if (mins[j] > max_min)
 			max_min = mins[j];
 	}
-	inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-	inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-	memset(sc12, 0, 12);
-	for (j = 0; j < QKK / 32; j++) {
-		uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
-		uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
-
-		ls = ls < 63 ? ls : 63;
-		lm = lm < 63 ? lm : 63;
-		if (j < 4) {
-			sc12[j] = ls;
-			sc12[j + 4] = lm;
-		} else {
-			sc12[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-			sc12[j - 4] |= (uint8_t)((ls >> 4) << 6);
-			sc12[j - 0] |= (uint8_t)((lm >> 4) << 6);
-		}
-	}
-	st16(y, qg_f16(max_scale / 63.f));
-	st16(y + 2, qg_f16(max_min / 63.f));
-	d0 = qg_f32(ld16(y));
-	dmin0 = qg_f32(ld16(y + 2));
+	q4_k_pack_scales(scales, mins, max_scale, max_min, y, &d0, &dmin0);
 	for (j = 0; j < QKK / 32; j++) {
 		const float *xj = x + 32 * j;
 		__m256i q[4];

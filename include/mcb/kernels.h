@@ -195,4 +195,19 @@ const struct mcb_kernels *mcb_kernels_avx2(void);
  * when it is created. */
 const struct mcb_kernels *mcb_kernels(void);
 
+/* The sum of 16 floats as ggml's AVX-512 build reduces a vector
+ * (_mm512_reduce_add_ps as GCC expands it: halves 8 + 8, 4 + 4, then
+ * (0 + 2) + (1 + 3)). */
+static inline float mcb_reduce16_ggml(const float *a)
+{
+	float t3[8], t6[4];
+	int i;
+
+	for (i = 0; i < 8; i++)
+		t3[i] = a[8 + i] + a[i];
+	for (i = 0; i < 4; i++)
+		t6[i] = t3[4 + i] + t3[i];
+	return (t6[0] + t6[2]) + (t6[1] + t6[3]);
+}
+
 #endif

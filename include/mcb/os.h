@@ -36,6 +36,14 @@ int mcb_os_isdir(const char *path);
 int mcb_os_read_file(const char *path, size_t max, struct mcb_buf *out, struct mcb_errctx *e);
 
 /*
+ * The same for a file that must be a regular file reached without following
+ * a symbolic link (cache entries): MCB_EFORMAT "not a regular file"
+ * otherwise.  *st: its identity when it exists (zeroed when not known).
+ */
+int mcb_os_read_regular(const char *path, size_t max, struct mcb_buf *out, struct mcb_stat *st,
+			struct mcb_errctx *e);
+
+/*
  * Write n bytes to path atomically: a temporary file in the same directory,
  * fsync, rename over path, fsync of the directory.  Readers see the old
  * content or the new, never a mix.  mode is the file mode (e.g. 0644).

@@ -66,6 +66,9 @@ void mcb_rtn_int8_channel(const float *w, int64_t rows, int64_t cols, int8_t *q,
  * *bad_index (when bad_index is not NULL).
  */
 int mcb_check_finite(const float *x, int64_t n, int64_t *bad_index);
+/* The same as an error: 0, or MCB_ERANGE "fn: what[i] is v (not finite)". */
+int mcb_require_finite(const float *x, int64_t n, const char *fn, const char *what,
+		       struct mcb_errctx *e);
 
 /* ---- issue 4: more formats (runtime/quant_ggml.c: the ggml block formats;
  * runtime/quant.c: the rest) ---- */

@@ -129,19 +129,6 @@ static long count_diff(const float *a, const float *b, long n)
 	return d;
 }
 
-/* _mm512_reduce_add_ps of 16 lanes (runtime/engine.c red16) */
-static float red16(const float *a)
-{
-	float t3[8], t6[4];
-	int i;
-
-	for (i = 0; i < 8; i++)
-		t3[i] = a[8 + i] + a[i];
-	for (i = 0; i < 4; i++)
-		t6[i] = t3[4 + i] + t3[i];
-	return (t6[0] + t6[2]) + (t6[1] + t6[3]);
-}
-
 /* activation rows: random of every scale; some with repeated values */
 static void fill_act(float *x, int64_t n, int trial)
 {
@@ -700,7 +687,7 @@ static void check_attention(const struct mcb_kernels *k, int HD, int NT, int P0)
 
 					for (l = 0; l < 16; l++)
 						lanes[l] = acc[l * HD + i];
-					bad[2] += !same(red16(lanes), od[(h * NT + t) * HD + i]);
+					bad[2] += !same(mcb_reduce16_ggml(lanes), od[(h * NT + t) * HD + i]);
 				}
 			} else {
 				for (i = 0; i < HD; i++) {

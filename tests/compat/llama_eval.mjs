@@ -1,6 +1,13 @@
 // llama_eval: evaluate token ids with llama.cpp (node-llama-cpp 3.22.1, CPU).
 //
-//   node llama_eval.mjs MODEL.gguf IDS.json OUT.json
+//   node llama_eval.mjs [--tokens] MODEL.gguf IDS.json OUT.json
+//
+// --tokens feeds the ids one token per llama_decode call (decode through the
+// KV cache) instead of one batch.  ggml's kernels differ for one token and
+// for a batch (tinyBLAS vs ggml_vec_dot, the repacked GEMM vs GEMV and their
+// activation quantizers), so llama.cpp's own logits differ between the two
+// feeds; mcbuild's engine in GGML mode follows either (engine_logits
+// --tokens).
 //
 // IDS.json is a JSON array of token ids (or an object with an "ids" array).
 // OUT.json gets, for every position i (after feeding ids[0..i]):
@@ -24,9 +31,11 @@ function die(code, msg) {
 	process.exit(code);
 }
 
-const [modelPath, idsPath, outPath] = process.argv.slice(2);
-if (!outPath || process.argv.length !== 5)
-	die(2, "usage: node llama_eval.mjs MODEL.gguf IDS.json OUT.json");
+const args = process.argv.slice(2);
+const oneByOne = args[0] === "--tokens";
+const [modelPath, idsPath, outPath] = oneByOne ? args.slice(1) : args;
+if (!outPath || args.length !== (oneByOne ? 4 : 3))
+	die(2, "usage: node llama_eval.mjs [--tokens] MODEL.gguf IDS.json OUT.json");
 
 let ids;
 try {
@@ -80,8 +89,15 @@ try {
 		experimentalKvCacheValueType: "F32",
 	});
 	const seq = context.getSequence();
-	const res = await seq.controlledEvaluate(
-		ids.map((t) => [t, { generateNext: { logits: true, token: true } }]));
+	const step = (t) => [t, { generateNext: { logits: true, token: true } }];
+	let res;
+	if (oneByOne) {
+		res = [];
+		for (const t of ids)
+			res.push((await seq.controlledEvaluate([step(t)]))[0]);
+	} else {
+		res = await seq.controlledEvaluate(ids.map(step));
+	}
 	const logits = [];
 	const next = [];
 	let nVocab = -1;

@@ -397,7 +397,7 @@ fi
 #      quantization of the F32 source byte for byte (fallbacks: the fp16
 #      rounding);
 #   b. llama.cpp evaluates ids64 in one batch (llama_eval.mjs) and token by
-#      token (llama_eval_tokens.mjs: ggml's kernels differ between the two,
+#      token (llama_eval.mjs --tokens: ggml's kernels differ between the two,
 #      and so do llama.cpp's K-quant logits);
 #   c. the engine in GGML mode (engine_logits --mode ggml) does the same,
 #      and its logits must be within GGUF_TOL = 1e-5 of llama.cpp's
@@ -415,7 +415,7 @@ fi
 # a Q4_K block with one byte changed must fail qcheck.
 GE=${MCB_GGML_EXPORT:-$(dirname "$MCB")/tests/ggml_export}
 GO=${MCB_GGML_ORACLE:-$(dirname "$MCB")/tests/ggml_oracle}
-EVALT="node $HERE/llama_eval_tokens.mjs"
+EVALT="node $HERE/llama_eval.mjs --tokens"
 LLAMA_LIBS=$HERE/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
 GGUF_TOL=1e-5
 AVX512=0 # the CPU runs llama.cpp's AVX-512 build (ggml_oracle's condition too)
