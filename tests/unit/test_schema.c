@@ -258,6 +258,12 @@ static void test_techniques(void)
 	CHECK(t->check_format(p, "awq") == NULL);
 	CHECK(t->check_format(p, "safetensors") != NULL);
 	CHECK(t->check_format(p, "gguf") == NULL); /* auto: groups of 32, Q4_0 */
+	/* gptq packs 2, 3 (32 codes per 3 words), 4 and 8 bits */
+	json_object_set_new(p, "bits", json_integer(3));
+	CHECK(t->check_format(p, "gptq") == NULL);
+	json_object_set_new(p, "bits", json_integer(5));
+	CHECK_STR(t->check_format(p, "gptq"), "gptq checkpoints pack 2, 3, 4 or 8 bits");
+	json_object_set_new(p, "bits", json_integer(4));
 	json_object_set_new(p, "group_size", json_integer(128));
 	CHECK(t->check_format(p, "gguf") != NULL); /* no ggml type has groups of 128 */
 	json_object_set_new(p, "group_size", json_integer(32));
