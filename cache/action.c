@@ -56,6 +56,13 @@ static char *entry_path(struct mcb_arena *a, struct mcb_store *s, const struct m
 	return mcb_arena_printf(a, "%s/ac/%.2s/%s", mcb_store_dir(s), hex, hex + 2);
 }
 
+char *mcb_ac_path(struct mcb_store *s, const struct mcb_digest *key, struct mcb_arena *a)
+{
+	char hex[MCB_HEX_LEN + 1];
+
+	return entry_path(a, s, key, hex);
+}
+
 /* 1 when name[0..n) is a valid output name. */
 static int name_ok(const char *name, size_t n)
 {

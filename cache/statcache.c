@@ -130,50 +130,6 @@ static void clear(struct mcb_statcache *c)
 	c->nent = c->cap = c->nslot = 0;
 }
 
-/* Strict decimal: optional '-' when sign, no leading zeros, no "-0". */
-static int parse_num(const char *p, size_t n, int sign, uint64_t *u, int64_t *s)
-{
-	uint64_t x = 0, lim;
-	int neg = 0;
-	size_t i;
-
-	if (sign && n && p[0] == '-') {
-		neg = 1;
-		p++;
-		n--;
-	}
-	if (n == 0 || n > 20 || (p[0] == '0' && (n > 1 || neg)))
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, (uint64_t)(p[i] - '0'), &x))
-			return -1;
-	}
-	if (!sign) {
-		*u = x;
-		return 0;
-	}
-	lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-	if (x > lim)
-		return -1;
-	*s = neg ? (x == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)x) : (int64_t)x;
-	return 0;
-}
-
-/* Next space-terminated field of line [*p, end): -1 when there is no space. */
-static int field(const char **p, const char *end, const char **f, size_t *n)
-{
-	const char *sp = memchr(*p, ' ', (size_t)(end - *p));
-
-	if (!sp)
-		return -1;
-	*f = *p;
-	*n = (size_t)(sp - *p);
-	*p = sp + 1;
-	return 0;
-}
-
 /* Parse the file text into c (empty on entry).  Returns 0 or -1 with why. */
 static int parse(struct mcb_statcache *c, const char *p, size_t n, char *why, size_t nwhy)
 {
@@ -205,12 +161,12 @@ static int parse(struct mcb_statcache *c, const char *p, size_t n, char *why, si
 		if (!nl)
 			nl = end; /* cannot happen: end follows a '\n' */
 		q = p;
-		if (field(&q, nl, &f, &fn) < 0 || parse_num(f, fn, 0, &size, NULL) < 0 ||
-		    field(&q, nl, &f, &fn) < 0 || parse_num(f, fn, 1, NULL, &mt) < 0 ||
-		    field(&q, nl, &f, &fn) < 0 || parse_num(f, fn, 0, &ino, NULL) < 0 ||
-		    field(&q, nl, &f, &fn) < 0 || parse_num(f, fn, 1, NULL, &ct) < 0 ||
-		    field(&q, nl, &f, &fn) < 0 || parse_num(f, fn, 1, NULL, &ht) < 0 ||
-		    field(&q, nl, &f, &fn) < 0 || mcb_digest_parse(f, fn, &dg) < 0) {
+		if (mcb_next_field(&q, nl, &f, &fn) < 0 || mcb_parse_dec(f, fn, 0, &size, NULL) < 0 ||
+		    mcb_next_field(&q, nl, &f, &fn) < 0 || mcb_parse_dec(f, fn, 1, NULL, &mt) < 0 ||
+		    mcb_next_field(&q, nl, &f, &fn) < 0 || mcb_parse_dec(f, fn, 0, &ino, NULL) < 0 ||
+		    mcb_next_field(&q, nl, &f, &fn) < 0 || mcb_parse_dec(f, fn, 1, NULL, &ct) < 0 ||
+		    mcb_next_field(&q, nl, &f, &fn) < 0 || mcb_parse_dec(f, fn, 1, NULL, &ht) < 0 ||
+		    mcb_next_field(&q, nl, &f, &fn) < 0 || mcb_digest_parse(f, fn, &dg) < 0) {
 			snprintf(why, nwhy, "bad fields in line %zu", lineno);
 			return -1;
 		}

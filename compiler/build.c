@@ -117,6 +117,7 @@ static void warn(struct sched *sc, const char *fmt, ...)
 {
 	va_list ap;
 
+	sc->b->nwarned++;
 	clear_status(sc);
 	fflush(sc->b->out);
 	fputs("mcbuild: warning: ", sc->b->err);
@@ -931,14 +932,13 @@ static char read_verdict(struct sched *sc, size_t i)
 	return sc->verdict[i];
 }
 
-/* The files of target i: the exported model (unless a quality gate failed:
- * then only the evidence), its reports and its manifest. */
-static size_t target_files(struct sched *sc, size_t ti, struct file *f)
+/* The files of target pt: the exported model (unless its quality gate
+ * failed: then only the evidence), its reports and its manifest. */
+static size_t gate_files(const struct mcb_plan_target *pt, int failed, struct file *f)
 {
-	const struct mcb_plan_target *pt = &sc->b->plan->targets[ti];
 	size_t n = 0, i;
 
-	if (read_verdict(sc, ti) != 'f')
+	if (!failed)
 		for (i = 0; i < pt->exp->action.nout; i++)
 			f[n++] = (struct file){pt->exp->action.out[i].name,
 					       &pt->exp->action.out[i], pt->exp};
@@ -949,6 +949,11 @@ static size_t target_files(struct sched *sc, size_t ti, struct file *f)
 		f[n++] = (struct file){pt->bundle->action.out[i].name, &pt->bundle->action.out[i],
 				       pt->bundle};
 	return n;
+}
+
+static size_t target_files(struct sched *sc, size_t ti, struct file *f)
+{
+	return gate_files(&sc->b->plan->targets[ti], read_verdict(sc, ti) == 'f', f);
 }
 
 /* Are target i's steps all built (so that it can be installed)? */
@@ -1331,4 +1336,33 @@ out:
 			return MCB_ESTEP;
 		}
 	return rc < 0 ? MCB_ESTEP : 0;
+}
+
+void mcb_build_evidence(struct mcb_build *b, void (*add)(void *ctx, const char *path), void *ctx)
+{
+	const struct mcb_plan *p = b->plan;
+	struct mcb_arena a;
+	struct file files[16];
+	size_t i, j, n;
+
+	mcb_arena_init(&a);
+	for (i = 0; i < p->nsteps; i++) {
+		const struct mcb_plan_step *s = p->steps[i];
+
+		for (j = 0; j < s->ndeps; j++)
+			if (!s->deps[j].from)
+				add(ctx, s->deps[j].source);
+		add(ctx, mcb_ac_path(b->store, &s->key, &a));
+		for (j = 0; j < s->action.nout; j++)
+			add(ctx, mcb_store_blob_path(b->store, &s->action.out[j].digest));
+	}
+	for (i = 0; i < p->ntargets; i++) {
+		const char *dir = mcb_path_join(&a, b->root, p->targets[i].target->path);
+
+		n = gate_files(&p->targets[i], 0, files);
+		for (j = 0; j < n; j++)
+			add(ctx, mcb_path_join(&a, dir, files[j].name));
+	}
+	add(ctx, b->tmpdir);
+	mcb_arena_release(&a);
 }

@@ -25,6 +25,7 @@
 #include "mcb/plan.h"
 #include "mcb/recipe.h"
 #include "mcb/report.h"
+#include "mcb/stamp.h"
 #include "mcb/statcache.h"
 #include "mcb/step.h"
 #include "mcb/store.h"
@@ -49,7 +50,9 @@ static const char usage_text[] =
 	"  -k         keep going after a failure with what does not depend on it\n"
 	"  -n         dry run: print the steps that would run, run nothing\n"
 	"  -d MODE    debugging: explain (why each step runs), stats (counters),\n"
-	"             time (how long each phase took)\n"
+	"             time (how long each phase took), stamp (whether the no-op\n"
+	"             stamp answered, and why not); explain, stats and time always\n"
+	"             run the full check\n"
 	"  --version  print the version and exit\n"
 	"  -h, --help print this help and exit\n"
 	"\n"
@@ -69,7 +72,7 @@ static const char usage_text[] =
 
 struct cli {
 	const char *dir;
-	int jobs, keep_going, dry_run, explain, stats, timing, all;
+	int jobs, keep_going, dry_run, explain, stats, timing, stamp, all;
 	const char *cmd;  /* build, clean, graph, query, report */
 	const char *what; /* query: targets|steps|keys */
 	const char *html; /* report --html FILE */
@@ -126,9 +129,12 @@ static int parse_args(int argc, char **argv, struct cli *c)
 				c->stats = 1;
 			else if (!strcmp(optarg, "time"))
 				c->timing = 1;
+			else if (!strcmp(optarg, "stamp"))
+				c->stamp = 1;
 			else
-				return usage_error("unknown debug mode '%s' (explain, stats, time)",
-						   optarg);
+				return usage_error(
+					"unknown debug mode '%s' (explain, stats, time, stamp)",
+					optarg);
 			break;
 		case 'a':
 			c->all = 1;
@@ -321,12 +327,97 @@ static int report_command(struct mcb_arena *a, const char *root, const char *pre
 	return rc;
 }
 
+/* A path for messages: relative to the workspace when inside it. */
+static const char *shown(const char *path, const char *root, const char *prefix,
+			 struct mcb_arena *a)
+{
+	size_t n = strlen(root);
+
+	if (!strncmp(path, root, n) && path[n] == '/')
+		return mcb_arena_printf(a, "%s%s", prefix, path + n + 1);
+	return path;
+}
+
+/*
+ * The no-op stamp (cache/stamp.c) for a plain build: its key names the
+ * workspace, where in it mcbuild runs, the cache directory and the
+ * requested targets.  NULL when the run cannot use one (other commands,
+ * -n, and the -d modes that report on the full check).
+ */
+static struct mcb_stamp *stamp_begin(const struct cli *c, const char *root,
+				     const char *cwd_in_ws)
+{
+	const char **w;
+	struct mcb_stamp *s;
+	const char *env = getenv("MCBUILD_CACHE");
+	int i, n = 0;
+
+	if (strcmp(c->cmd, "build") || c->dry_run || c->explain || c->stats || c->timing)
+		return NULL;
+	w = mcb_xcalloc((size_t)c->nargs + 4, sizeof(*w));
+	w[n++] = root;
+	w[n++] = cwd_in_ws;
+	w[n++] = env ? env : "\001unset";
+	w[n++] = c->nargs ? "targets" : "default";
+	for (i = 0; i < c->nargs; i++)
+		w[n++] = c->args[i];
+	s = mcb_stamp_begin(w, (size_t)n);
+	free(w);
+	return s;
+}
+
+static void stamp_add(void *ctx, const char *path)
+{
+	mcb_stamp_add(ctx, path);
+}
+
+/* After a full check that found nothing to do: write the stamp. */
+static void stamp_save(struct mcb_stamp *st, const struct mcb_workspace *ws, struct mcb_build *b,
+		       const char *file, int debug, const char *root, const char *prefix,
+		       struct mcb_arena *a)
+{
+	struct mcb_errctx e;
+	char why[512];
+	size_t i;
+	int written;
+
+	for (i = 0; i < ws->nfiles; i++)
+		mcb_stamp_add(st, ws->files[i]);
+	for (i = 0; i < ws->nmodels; i++) {
+		mcb_stamp_add(st, ws->models[i].path);
+		if (ws->models[i].config)
+			mcb_stamp_add(st, ws->models[i].config);
+	}
+	for (i = 0; i < ws->ndatasets; i++) {
+		if (ws->datasets[i].path[0])
+			mcb_stamp_add(st, ws->datasets[i].path);
+		if (ws->datasets[i].labels)
+			mcb_stamp_add(st, ws->datasets[i].labels);
+	}
+	mcb_build_evidence(b, stamp_add, st);
+	mcb_errclear(&e);
+	if (mcb_stamp_save(st, file, &written, why, sizeof(why), &e)) {
+		fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
+		return;
+	}
+	if (!debug)
+		return;
+	if (written)
+		fprintf(stderr, "mcbuild: stamp: written (%zu files)\n", mcb_stamp_count(st));
+	else
+		fprintf(stderr, "mcbuild: stamp: not written: %s\n",
+			shown(why, root, prefix, a));
+}
+
 int main(int argc, char **argv)
 {
 	struct mcb_target **targets = NULL;
 	struct mcb_store *store = NULL;
 	struct mcb_statcache *stat = NULL;
 	struct mcb_explain *xlog = NULL;
+	struct mcb_stamp *stamp = NULL;
+	size_t nplan_diags = 0;
+	int quiet = 1; /* nothing but the result was said */
 	struct mcb_workspace ws;
 	struct mcb_diags diags;
 	struct mcb_errctx e;
@@ -367,6 +458,25 @@ int main(int argc, char **argv)
 	}
 	prefix = relative_path(&a, cwd, root);
 	cwd_in_ws = relative_path(&a, root, cwd);
+	stamp = stamp_begin(&c, root, cwd_in_ws);
+	if (stamp) {
+		char why[512];
+		size_t nfiles;
+
+		if (mcb_stamp_check(stamp, mcb_path_join(&a, root, ".mcbuild/noop"), &nfiles, why,
+				    sizeof(why))) {
+			printf("mcbuild: no work to do.\n");
+			if (c.stamp)
+				fprintf(stderr, "mcbuild: stamp: up to date (%zu files unchanged)\n",
+					nfiles);
+			mcb_stamp_free(stamp);
+			mcb_arena_release(&a);
+			return EXIT_OK;
+		}
+		if (c.stamp)
+			fprintf(stderr, "mcbuild: stamp: not used: %s\n",
+				shown(why, root, prefix, &a));
+	}
 	mcb_diags_init(&diags);
 	memset(&ws, 0, sizeof(ws));
 	t_start = mcb_os_now_ns();
@@ -447,6 +557,7 @@ int main(int argc, char **argv)
 		mcb_diags_init(&pd);
 		rc = mcb_plan_build(&plan, &a, targets, ntargets, &pd);
 		mcb_diags_print(&pd, stderr);
+		nplan_diags = pd.n;
 		mcb_diags_release(&pd);
 		if (rc) {
 			/* as a failed step: stop, or with -k build what could be planned */
@@ -482,7 +593,7 @@ int main(int argc, char **argv)
 		goto out_plan;
 	}
 	if (warning)
-		fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
+		fprintf(stderr, "mcbuild: warning: %s\n", e.msg), quiet = 0;
 	xlog = mcb_explain_open(mcb_path_join(&a, state, "explain.log"));
 	memset(&b, 0, sizeof(b));
 	b.plan = &plan;
@@ -517,12 +628,19 @@ int main(int argc, char **argv)
 	}
 	if (!c.dry_run && !c.what) {
 		if (mcb_statcache_save(stat, &e))
-			fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
+			fprintf(stderr, "mcbuild: warning: %s\n", e.msg), quiet = 0;
 		if (mcb_explain_save(xlog, &e))
-			fprintf(stderr, "mcbuild: warning: %s\n", e.msg);
+			fprintf(stderr, "mcbuild: warning: %s\n", e.msg), quiet = 0;
 		if (mcb_explain_warning(xlog))
-			fprintf(stderr, "mcbuild: warning: %s\n", mcb_explain_warning(xlog));
+			fprintf(stderr, "mcbuild: warning: %s\n", mcb_explain_warning(xlog)),
+				quiet = 0;
 	}
+	/* a full check that found nothing to do and said nothing else: the next
+	 * identical command may trust its files instead (cache/stamp.c) */
+	if (stamp && rc == 0 && !unplanned && b.nran == 0 && b.ninstalled == 0 &&
+	    b.nfailed == 0 && b.nwarned == 0 && quiet && diags.n == 0 && nplan_diags == 0)
+		stamp_save(stamp, &ws, &b, mcb_path_join(&a, root, ".mcbuild/noop"), c.stamp, root,
+			   prefix, &a);
 	if (c.stats) {
 		fprintf(stderr,
 			"mcbuild: stats: %zu steps, %zu ran, %zu cached, %zu failed; "
@@ -552,6 +670,7 @@ int main(int argc, char **argv)
 out_plan:
 	mcb_plan_release(&plan);
 out_ws:
+	mcb_stamp_free(stamp);
 	mcb_explain_close(xlog);
 	if (stat)
 		mcb_statcache_close(stat);

@@ -97,3 +97,45 @@ char *mcb_buf_detach(struct mcb_buf *b, size_t *len)
 	b->len = b->cap = 0;
 	return p;
 }
+
+int mcb_parse_dec(const char *p, size_t n, int sign, uint64_t *u, int64_t *s)
+{
+	uint64_t x = 0, lim;
+	int neg = 0;
+	size_t i;
+
+	if (sign && n && p[0] == '-') {
+		neg = 1;
+		p++;
+		n--;
+	}
+	if (n == 0 || n > 20 || (p[0] == '0' && (n > 1 || neg)))
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, (uint64_t)(p[i] - '0'), &x))
+			return -1;
+	}
+	if (!sign) {
+		*u = x;
+		return 0;
+	}
+	lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	if (x > lim)
+		return -1;
+	*s = neg ? (x == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)x) : (int64_t)x;
+	return 0;
+}
+
+int mcb_next_field(const char **p, const char *end, const char **f, size_t *n)
+{
+	const char *sp = memchr(*p, ' ', (size_t)(end - *p));
+
+	if (!sp)
+		return -1;
+	*f = *p;
+	*n = (size_t)(sp - *p);
+	*p = sp + 1;
+	return 0;
+}

@@ -32,6 +32,9 @@ struct mcb_action {
 	const char *log;               /* step output text ("" when none) */
 };
 
+/* The file of the entry for key (ac/ab/<62 hex> in the store), in a. */
+char *mcb_ac_path(struct mcb_store *s, const struct mcb_digest *key, struct mcb_arena *a);
+
 int mcb_ac_get(struct mcb_store *s, const struct mcb_digest *key, struct mcb_arena *a,
 	       struct mcb_action *out, struct mcb_errctx *e);
 int mcb_ac_put(struct mcb_store *s, const struct mcb_digest *key, const struct mcb_action *act,

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct mcb_buf {
 	char *data; /* NULL until first append; else NUL at data[len] */
@@ -30,5 +31,13 @@ void mcb_buf_reset(struct mcb_buf *b);
 const char *mcb_buf_str(const struct mcb_buf *b);
 /* Hand the allocation to the caller (free() it); b becomes empty. */
 char *mcb_buf_detach(struct mcb_buf *b, size_t *len);
+
+/* Fields of the line-oriented state files (statcache, noop stamp). */
+/* Strict decimal p[0..n): no leading zeros, no '+'; with sign, an optional
+ * '-' (not "-0") and the value in *s (int64), else in *u (uint64).  0 or -1. */
+int mcb_parse_dec(const char *p, size_t n, int sign, uint64_t *u, int64_t *s);
+/* The next space-terminated field of the line [*p, end) in f[0..n), *p moved
+ * past the space; -1 when no space is left. */
+int mcb_next_field(const char **p, const char *end, const char **f, size_t *n);
 
 #endif

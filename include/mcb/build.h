@@ -43,6 +43,7 @@ struct mcb_build {
 	/* results */
 	size_t nran, ncached, nfailed, ninstalled, nuptodate;
 	size_t nwould;	    /* -n: steps and installs that would run */
+	size_t nwarned;	    /* warnings printed */
 	char failure[1024]; /* first failure, one line ("" when none) */
 };
 
@@ -52,5 +53,13 @@ struct mcb_build {
  * negative mcb_err for errors of the scheduler itself (e set).
  */
 int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e);
+
+/*
+ * After a run of b that succeeded and ran and installed nothing: call add
+ * with every file its conclusion rests on (the sources its keys digested,
+ * the action entries and blobs its lookups found, the installed targets'
+ * files, the scratch directory), repeats possible.  For the no-op stamp.
+ */
+void mcb_build_evidence(struct mcb_build *b, void (*add)(void *ctx, const char *path), void *ctx);
 
 #endif
