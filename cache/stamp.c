@@ -295,7 +295,8 @@ int mcb_stamp_save(struct mcb_stamp *s, const char *path, int *written, char *wh
 			return mcb_errf(e, MCB_EIO, "cannot remove the stale no-op stamp '%s':", path);
 		return 0;
 	}
-	qsort(s->rec, s->nrec, sizeof(*s->rec), cmp_rec);
+	if (s->nrec > 1)
+		qsort(s->rec, s->nrec, sizeof(*s->rec), cmp_rec);
 	mcb_digest_hex(&s->key, hex);
 	mcb_buf_printf(&b, "mcbuild-noop %d\nkey %s\n", STAMP_VERSION, hex);
 	for (i = 0; i < s->nrec; i++) {
