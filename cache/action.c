@@ -109,18 +109,9 @@ static const char *find_duplicate(const struct mcb_action_output *out, size_t n)
 /* Parse decimal [p, p+n) strictly (no sign, no leading zero) into *v <= max. */
 static int parse_dec(const char *p, size_t n, uint64_t max, uint64_t *v)
 {
-	uint64_t x = 0;
-	size_t i;
+	uint64_t x;
 
-	if (n == 0 || n > 20 || (n > 1 && p[0] == '0'))
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, (uint64_t)(p[i] - '0'), &x))
-			return -1;
-	}
-	if (x > max)
+	if (mcb_parse_dec(p, n, 0, &x, NULL) < 0 || x > max)
 		return -1;
 	*v = x;
 	return 0;
