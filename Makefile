@@ -36,7 +36,7 @@ BASE_OBJ = $(BUILD)/runtime/err.o $(BUILD)/runtime/arena.o $(BUILD)/runtime/buf.
 	$(BUILD)/runtime/hash.o $(BUILD)/runtime/os.o $(BUILD)/runtime/json.o \
 	$(BUILD)/runtime/strmap.o $(BUILD)/runtime/rng.o $(BUILD)/runtime/utf8.o
 CACHE_OBJ = $(BUILD)/cache/store.o $(BUILD)/cache/action.o $(BUILD)/cache/statcache.o \
-	$(BUILD)/cache/stamp.o
+	$(BUILD)/cache/stamp.o $(BUILD)/cache/gc.o
 FMT_OBJ = $(BUILD)/runtime/tensor.o $(BUILD)/runtime/model.o $(BUILD)/runtime/llama2c.o \
 	$(BUILD)/runtime/gguf.o $(BUILD)/runtime/safetensors.o $(BUILD)/runtime/hf.o \
 	$(BUILD)/runtime/part.o
@@ -69,7 +69,7 @@ HW_YAML = recipes/hardware/gpu-nvidia.yaml recipes/hardware/cpu.yaml
 
 # Unit tests, grouped by the layers they link.
 BASE_TESTS = test_base
-CACHE_TESTS = test_store test_action test_statcache test_stamp
+CACHE_TESTS = test_store test_action test_statcache test_stamp test_gc
 FMT_TESTS = test_tensor test_gguf test_safetensors test_llama2c test_model test_hf
 QUANT_TESTS = test_quant test_qtensor
 ENGINE_TESTS = test_engine

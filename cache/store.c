@@ -28,7 +28,7 @@
  *                         one level up, on the same file system.
  *   The fan-out directories cas/ab/ and ac/ab/ are created on demand.  A
  *   *.tmp.* file left behind was written by a killed process; nothing
- *   reads it (a future gc may delete old ones).
+ *   reads it (mcbuild gc deletes those untouched for an hour: cache/gc.c).
  *
  * Blob file: exactly one zstd frame (RFC 8878) and nothing after it; the
  * frame header records the content size (at most MCB_STORE_MAX_BLOB) and has

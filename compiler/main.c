@@ -19,6 +19,7 @@
 #include "mcb/diag.h"
 #include "mcb/err.h"
 #include "mcb/explain.h"
+#include "mcb/gc.h"
 #include "mcb/hash.h"
 #include "mcb/json.h"
 #include "mcb/os.h"
@@ -29,12 +30,14 @@
 #include "mcb/statcache.h"
 #include "mcb/step.h"
 #include "mcb/store.h"
+#include "mcb/strmap.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
 	"usage: mcbuild [options] [target...]\n"
 	"       mcbuild [options] clean [--all] [target...]\n"
+	"       mcbuild [options] gc [--max-size SIZE] [target...]\n"
 	"       mcbuild [options] graph [target...]\n"
 	"       mcbuild [options] query targets|steps|keys [target...]\n"
 	"       mcbuild [options] report [--html FILE] [target...]\n"
@@ -59,6 +62,10 @@ static const char usage_text[] =
 	"commands:\n"
 	"  clean      remove the targets' directories (--all: also .mcbuild/, the\n"
 	"             workspace's state and its default cache)\n"
+	"  gc         keep the cache under a size (--max-size SIZE, else cache:\n"
+	"             max_size: in the recipe; 500M, 20G, 1.5TiB): remove the oldest\n"
+	"             objects the targets do not use now, quarantined files and\n"
+	"             temporary files of killed processes\n"
 	"  graph      print the step graph in Graphviz dot\n"
 	"  report     a summary of the built targets' reports, one row per target\n"
 	"             (--html FILE: also a page comparing them, size against quality)\n"
@@ -76,6 +83,7 @@ struct cli {
 	const char *cmd;  /* build, clean, graph, query, report */
 	const char *what; /* query: targets|steps|keys */
 	const char *html; /* report --html FILE */
+	const char *max_size; /* gc --max-size SIZE */
 	char **args;
 	int nargs;
 };
@@ -153,6 +161,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	argc -= optind;
 	argv += optind;
 	if (argc > 0 && (!strcmp(argv[0], "build") || !strcmp(argv[0], "clean") ||
+			 !strcmp(argv[0], "gc") ||
 			 !strcmp(argv[0], "graph") || !strcmp(argv[0], "query") ||
 			 !strcmp(argv[0], "report"))) {
 		c->cmd = argv[0];
@@ -168,6 +177,19 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		c->html = argv[1];
 		argc -= 2;
 		argv += 2;
+	}
+	if (!strcmp(c->cmd, "gc") && argc > 0 && !strncmp(argv[0], "--max-size", 10)) {
+		if (argv[0][10] == '=') {
+			c->max_size = argv[0] + 11;
+			argc--;
+			argv++;
+		} else if (!argv[0][10] && argc > 1) {
+			c->max_size = argv[1];
+			argc -= 2;
+			argv += 2;
+		} else {
+			return usage_error("gc --max-size needs a size such as 500M or 20G%s", "");
+		}
 	}
 	if (!strcmp(c->cmd, "query")) {
 		if (argc == 0 || (strcmp(argv[0], "targets") && strcmp(argv[0], "steps") &&
@@ -327,6 +349,80 @@ static int report_command(struct mcb_arena *a, const char *root, const char *pre
 	return rc;
 }
 
+/* Sizes for people: 1.2 GB (powers of 1000, as mcb_parse_size's G). */
+static const char *human(uint64_t n, char *buf, size_t nbuf)
+{
+	static const char *const unit[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1000 && u < 6)
+		v /= 1000, u++;
+	snprintf(buf, nbuf, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+	return buf;
+}
+
+static int gc_live(void *ctx, const char *area, const char *hex)
+{
+	char key[8 + MCB_HEX_LEN];
+
+	snprintf(key, sizeof(key), "%s/%s", area, hex);
+	return mcb_strmap_get(ctx, key) != NULL;
+}
+
+/*
+ * mcbuild gc, after a dry run of the plan: what the targets use now (every
+ * cached step's entry and output blobs) is live; the rest goes oldest first
+ * while the cache is above max.
+ */
+static int gc_command(struct mcb_store *store, const struct mcb_plan *p, uint64_t max,
+		      struct mcb_arena *a)
+{
+	struct mcb_strmap live = MCB_STRMAP_INIT;
+	struct mcb_errctx e;
+	struct mcb_gc g;
+	char hex[MCB_HEX_LEN + 1], b1[32], b2[32], b3[32];
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < p->nsteps; i++) {
+		const struct mcb_plan_step *s = p->steps[i];
+
+		if (s->state != MCB_STEP_DONE)
+			continue;
+		mcb_digest_hex(&s->key, hex);
+		mcb_strmap_put(&live, mcb_arena_printf(a, "ac/%s", hex), (void *)s);
+		for (j = 0; j < s->action.nout; j++) {
+			mcb_digest_hex(&s->action.out[j].digest, hex);
+			mcb_strmap_put(&live, mcb_arena_printf(a, "cas/%s", hex), (void *)s);
+		}
+	}
+	memset(&g, 0, sizeof(g));
+	g.max_bytes = max;
+	g.live = gc_live;
+	g.ctx = &live;
+	mcb_errclear(&e);
+	rc = mcb_store_gc(store, &g, &e);
+	mcb_strmap_release(&live);
+	if (rc) {
+		fprintf(stderr, "mcbuild: error: gc: %s\n", e.msg);
+		return EXIT_FAIL;
+	}
+	printf("mcbuild: gc: removed %zu of %zu objects (%s)", g.removed, g.objects,
+	       human(g.removed_bytes, b1, sizeof(b1)));
+	if (g.quarantine_removed || g.tmp_removed)
+		printf(", %zu quarantined and %zu temporary files (%s)", g.quarantine_removed,
+		       g.tmp_removed, human(g.other_bytes, b2, sizeof(b2)));
+	printf("; the cache holds %s, %s of it used by these targets (limit %s)\n",
+	       human(g.bytes - g.removed_bytes, b1, sizeof(b1)),
+	       human(g.live_bytes, b2, sizeof(b2)), human(max, b3, sizeof(b3)));
+	if (max && g.live_bytes > max)
+		fprintf(stderr,
+			"mcbuild: warning: gc: the targets' own objects (%s) exceed the limit (%s)\n",
+			human(g.live_bytes, b1, sizeof(b1)), human(max, b2, sizeof(b2)));
+	return EXIT_OK;
+}
+
 /* A path for messages: relative to the workspace when inside it. */
 static const char *shown(const char *path, const char *root, const char *prefix,
 			 struct mcb_arena *a)
@@ -430,6 +526,7 @@ int main(int argc, char **argv)
 	size_t ntargets = 0, i;
 	int rc, warning, exitcode = EXIT_OK;
 	size_t unplanned = 0;
+	uint64_t gc_max = 0;
 	int64_t t_start, t_load = 0, t_plan = 0, t_open = 0, t_build = 0;
 	struct cli c;
 
@@ -523,6 +620,25 @@ int main(int argc, char **argv)
 		exitcode = EXIT_FAIL;
 		goto out_ws;
 	}
+	if (!strcmp(c.cmd, "gc")) {
+		if (c.max_size && mcb_parse_size(c.max_size, &gc_max) < 0) {
+			fprintf(stderr,
+				"mcbuild: error: gc --max-size needs a size such as 500M, 20G or "
+				"1.5TiB, not '%s'\n",
+				c.max_size);
+			exitcode = EXIT_USAGE;
+			goto out_ws;
+		}
+		if (!c.max_size && !ws.cache_max_set) {
+			fprintf(stderr, "mcbuild: error: gc needs a size limit: --max-size SIZE, or "
+					"cache: {max_size: SIZE} in %s%s\n",
+				prefix, MCB_RECIPE_FILE);
+			exitcode = EXIT_FAIL;
+			goto out_ws;
+		}
+		if (!c.max_size)
+			gc_max = ws.cache_max;
+	}
 	if (!strcmp(c.cmd, "clean")) {
 		for (i = 0; i < ntargets; i++) {
 			char *dir = mcb_path_join(&a, root, targets[i]->path);
@@ -605,13 +721,13 @@ int main(int argc, char **argv)
 	b.arena = &a;
 	b.opts.jobs = c.jobs ? c.jobs : mcb_os_ncpu();
 	b.opts.keep_going = c.keep_going;
-	b.opts.dry_run = c.dry_run || (c.what && !strcmp(c.what, "keys"));
+	b.opts.dry_run = c.dry_run || (c.what && !strcmp(c.what, "keys")) || !strcmp(c.cmd, "gc");
 	b.opts.explain = c.explain;
 	b.opts.stats = c.stats;
 	b.opts.tty = isatty(STDOUT_FILENO) && getenv("TERM") && strcmp(getenv("TERM"), "dumb");
 	b.out = stdout;
 	b.err = stderr;
-	if (c.what && !strcmp(c.what, "keys")) {
+	if ((c.what && !strcmp(c.what, "keys")) || !strcmp(c.cmd, "gc")) {
 		b.out = fopen("/dev/null", "w");
 		b.opts.tty = 0;
 		b.opts.explain = 0;
@@ -622,6 +738,10 @@ int main(int argc, char **argv)
 	if (c.what && !strcmp(c.what, "keys")) {
 		fclose(b.out);
 		print_steps(&plan, 1);
+	} else if (!strcmp(c.cmd, "gc")) {
+		fclose(b.out);
+		if (rc == 0)
+			exitcode = gc_command(store, &plan, gc_max, &a);
 	} else if (rc == 0 && !unplanned &&
 		   (c.dry_run ? b.nwould == 0 : b.nran == 0 && b.ninstalled == 0)) {
 		printf("mcbuild: no work to do.\n");

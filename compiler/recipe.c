@@ -562,15 +562,24 @@ static void check_cache(struct ctx *c, const struct mcb_node *v)
 {
 	static const struct mcb_param cache_params[] = {
 		{"dir", MCB_P_STR, MCB_P_OPTIONAL, 0, 0, NULL, "cache directory"},
+		{"max_size", MCB_P_STR, MCB_P_OPTIONAL, 0, 0, NULL,
+		 "the size mcbuild gc keeps the cache under"},
 	};
 	json_t *out;
-	const char *dir;
+	const char *dir, *max;
 
-	if (mcb_schema_check(cache_params, 1, v, "'cache'", &out, c->d))
+	if (mcb_schema_check(cache_params, 2, v, "'cache'", &out, c->d))
 		return;
 	dir = json_string_value(json_object_get(out, "dir"));
 	if (dir)
 		c->ws->cache_dir = abs_path(c->a, c->ws->root, dir);
+	max = json_string_value(json_object_get(out, "max_size"));
+	if (max && mcb_parse_size(max, &c->ws->cache_max) < 0)
+		mcb_diag_error(c->d, &mcb_node_get(v, "max_size")->loc,
+			       "'max_size' must be a size such as 500M, 20G or 1.5TiB, not '%s'",
+			       max);
+	else if (max)
+		c->ws->cache_max_set = 1;
 	json_decref(out);
 }
 

@@ -139,3 +139,55 @@ int mcb_next_field(const char **p, const char *end, const char **f, size_t *n)
 	*p = sp + 1;
 	return 0;
 }
+
+int mcb_parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mult;
+	} units[] = {
+		{"", 1},
+		{"K", 1000},
+		{"M", 1000000},
+		{"G", 1000000000},
+		{"T", 1000000000000},
+		{"Ki", 1ull << 10},
+		{"Mi", 1ull << 20},
+		{"Gi", 1ull << 30},
+		{"Ti", 1ull << 40},
+	};
+	unsigned __int128 whole = 0, frac = 0, scale = 1, v;
+	const char *p = s;
+	size_t i, n;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		whole = whole * 10 + (unsigned)(*p - '0');
+		if (whole > (unsigned __int128)1 << 63)
+			return -1;
+	}
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -1;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (scale < 1000000000000000000ull) { /* further digits cannot matter */
+				frac = frac * 10 + (unsigned)(*p - '0');
+				scale *= 10;
+			}
+		}
+	}
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		n = strlen(units[i].unit);
+		if (strncmp(p, units[i].unit, n) ||
+		    !(p[n] == '\0' || (p[n] == 'B' && p[n + 1] == '\0')))
+			continue;
+		v = whole * units[i].mult + frac * units[i].mult / scale;
+		if (v > (unsigned __int128)1 << 63)
+			return -1;
+		*out = (uint64_t)v;
+		return 0;
+	}
+	return -1;
+}

@@ -40,4 +40,10 @@ int mcb_parse_dec(const char *p, size_t n, int sign, uint64_t *u, int64_t *s);
  * past the space; -1 when no space is left. */
 int mcb_next_field(const char **p, const char *end, const char **f, size_t *n);
 
+/* Parse a size: digits with an optional fraction, then an optional unit
+ * K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024), each
+ * optionally followed by B; "0" is allowed.  0, or -1 when malformed or
+ * beyond 2^63. */
+int mcb_parse_size(const char *s, uint64_t *out);
+
 #endif

@@ -11,6 +11,7 @@
 #define MCB_RECIPE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mcb/arena.h"
 #include "mcb/diag.h"
@@ -119,6 +120,8 @@ struct mcb_workspace {
 	const char **files;        /* recipe files loaded, root first (display paths) */
 	size_t nfiles;
 	const char *cache_dir;     /* absolute, from cache: dir:, or NULL for the default */
+	uint64_t cache_max;        /* cache: max_size: in bytes (when cache_max_set) */
+	int cache_max_set;
 	struct mcb_model_decl *models;   size_t nmodels;
 	struct mcb_dataset_decl *datasets; size_t ndatasets;
 	struct mcb_scheme *schemes;      size_t nschemes;
