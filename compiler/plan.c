@@ -907,20 +907,39 @@ static void mark_closure(struct mcb_plan_step *s, char *seen)
 			mark_closure(s->deps[i].from, seen);
 }
 
-/* Every step the target's bundle depends on, in plan (topological) order. */
+/* Append s's producers, then s, to out (depth first, deps in slot order),
+ * each once. */
+static void post_order(struct mcb_plan_step *s, char *seen, struct mcb_plan_step **out, size_t *n)
+{
+	size_t i;
+
+	if (seen[s->id])
+		return;
+	seen[s->id] = 1;
+	for (i = 0; i < s->ndeps; i++)
+		if (s->deps[i].from)
+			post_order(s->deps[i].from, seen, out, n);
+	out[(*n)++] = s;
+}
+
+/*
+ * Every step the target's bundle depends on, producers first, in an order
+ * that depends only on the bundle's own part of the DAG (a depth-first
+ * post-order over its inputs, which are sorted by slot): the manifest and
+ * the bundle's key must not change with the other targets planned beside
+ * it, as the plan's order does.
+ */
 static void collect_chain(struct planner *pl, struct mcb_plan_step *bundle)
 {
 	char *seen = mcb_xcalloc(pl->p->nsteps + 1, 1);
-	size_t i, n = 0;
+	size_t i;
 
-	mark_closure(bundle, seen);
-	seen[bundle->id] = 0;
-	for (i = 0; i < pl->p->nsteps; i++)
-		n += seen[i];
-	bundle->chain = mcb_arena_array(pl->a, n + 1, sizeof(*bundle->chain));
-	for (i = 0; i < pl->p->nsteps; i++)
-		if (seen[i])
-			bundle->chain[bundle->nchain++] = pl->p->steps[i];
+	bundle->chain = mcb_arena_array(pl->a, pl->p->nsteps + 1, sizeof(*bundle->chain));
+	bundle->nchain = 0;
+	seen[bundle->id] = 1;
+	for (i = 0; i < bundle->ndeps; i++)
+		if (bundle->deps[i].from)
+			post_order(bundle->deps[i].from, seen, bundle->chain, &bundle->nchain);
 	free(seen);
 }
 

@@ -73,7 +73,7 @@ static int wants(const char *slot)
 
 const struct mcb_stepkind mcb_step_bundle = {
 	.name = "bundle",
-	.version = 2,
+	.version = 3, /* 3: the manifest's steps in an order of the target's own DAG */
 	.run = run_bundle,
 	.wants = wants,
 };

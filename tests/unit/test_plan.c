@@ -146,6 +146,44 @@ static void test_sharing(void)
 	release(&f);
 }
 
+/* The labels of target path's bundle chain, one per line, into out. */
+static void chain_labels(const struct fixture *f, const char *path, char *out, size_t n)
+{
+	size_t i, j, len = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < f->p.ntargets; i++) {
+		const struct mcb_plan_step *b = f->p.targets[i].bundle;
+
+		if (strcmp(f->p.targets[i].target->path, path))
+			continue;
+		for (j = 0; j < b->nchain && len + 1 < n; j++)
+			len += (size_t)snprintf(out + len, n - len, "%s\n", b->chain[j]->label);
+	}
+}
+
+/* A bundle's chain (the manifest's steps, part of its key) does not depend
+ * on the other targets planned beside it, or before it. */
+static void test_chain_independent_of_others(void)
+{
+	static const char *const alone[] = {"q/gpu"};
+	static const char *const with[] = {"targets/cpu-avx2-int8", "q/cpu", "targets/a100-int8",
+					   "q/gpu"};
+	static char a[16384], b[16384];
+	struct fixture f;
+
+	if (load(&f, alone, 1))
+		return;
+	chain_labels(&f, "q/gpu", a, sizeof(a));
+	release(&f);
+	if (load(&f, with, 4))
+		return;
+	chain_labels(&f, "q/gpu", b, sizeof(b));
+	release(&f);
+	CHECK(a[0] != '\0');
+	CHECK_STR(a, b);
+}
+
 /* Equal stacks under different scheme names are one step; the format decides
  * the quantization's granularity, so GPU and CPU quantize differently. */
 static void test_formats_and_aliases(void)
@@ -345,6 +383,7 @@ int main(void)
 	RUN(test_explain_why);
 	RUN(test_explain_log);
 	RUN(test_sharing);
+	RUN(test_chain_independent_of_others);
 	RUN(test_formats_and_aliases);
 	RUN(test_hf_import_inputs);
 	RUN(test_quality_lowering);
