@@ -1016,6 +1016,7 @@ static int install(struct sched *sc, size_t ti)
 	dir = mcb_path_join(&a, b->root, pt->target->path);
 	if (target_uptodate(sc, dir, files, n, &a, &why)) {
 		b->nuptodate++;
+		b->outcome[ti] = 'u';
 		if (sc->total > sc->started)
 			sc->total--; /* counted as work, but the build changed nothing */
 		mcb_arena_release(&a);
@@ -1067,6 +1068,7 @@ static int install(struct sched *sc, size_t ti)
 		return -1;
 	}
 	b->ninstalled++;
+	b->outcome[ti] = 'i';
 	mcb_arena_release(&a);
 	return 0;
 }
@@ -1236,6 +1238,9 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 	sc.b = b;
 	sc.verdict = mcb_arena_alloc(b->arena, p->ntargets + 1);
 	sc.failures = mcb_arena_array(b->arena, p->ntargets + 1, sizeof(*sc.failures));
+	b->outcome = mcb_arena_alloc(b->arena, p->ntargets + 1);
+	b->verdict = sc.verdict;
+	b->gate_failures = sc.failures;
 	sc.arena = b->arena;
 	if (b->opts.jobs < 1)
 		b->opts.jobs = 1;
@@ -1267,6 +1272,7 @@ int mcb_build_run(struct mcb_build *b, struct mcb_errctx *e)
 				    target_files(&sc, i, files), sc.arena, &why)) {
 			sc.current[i] = 1;
 			b->nuptodate++;
+			b->outcome[i] = 'u';
 		} else {
 			sc.total++;
 		}

@@ -56,6 +56,8 @@ static const char usage_text[] =
 	"             time (how long each phase took), stamp (whether the no-op\n"
 	"             stamp answered, and why not); explain, stats and time always\n"
 	"             run the full check\n"
+	"  --json     builds: progress to stderr, and on stdout one JSON document\n"
+	"             with the outcome (targets, verdicts, steps, diagnostics)\n"
 	"  --version  print the version and exit\n"
 	"  -h, --help print this help and exit\n"
 	"\n"
@@ -79,7 +81,7 @@ static const char usage_text[] =
 
 struct cli {
 	const char *dir;
-	int jobs, keep_going, dry_run, explain, stats, timing, stamp, all;
+	int jobs, keep_going, dry_run, explain, stats, timing, stamp, all, json;
 	const char *cmd;  /* build, clean, graph, query, report */
 	const char *what; /* query: targets|steps|keys */
 	const char *html; /* report --html FILE */
@@ -102,6 +104,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{"all", no_argument, NULL, 'a'},
+		{"json", no_argument, NULL, 'J'},
 		{NULL, 0, NULL, 0},
 	};
 	char *end;
@@ -147,6 +150,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case 'a':
 			c->all = 1;
 			break;
+		case 'J':
+			c->json = 1;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(EXIT_OK);
@@ -168,6 +174,8 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		argc--;
 		argv++;
 	}
+	if (c->json && (strcmp(c->cmd, "build") || c->dry_run))
+		return usage_error("--json is for builds (not %s)", c->dry_run ? "-n" : c->cmd);
 	if (!strcmp(c->cmd, "clean") && argc > 0 && !strcmp(argv[0], "--all")) {
 		c->all = 1;
 		argc--;
@@ -423,6 +431,105 @@ static int gc_command(struct mcb_store *store, const struct mcb_plan *p, uint64_
 	return EXIT_OK;
 }
 
+static void json_diags(json_t *arr, const struct mcb_diags *d)
+{
+	static const char *const sev[] = {"error", "warning", "note"};
+	size_t i;
+
+	for (i = 0; d && i < d->n; i++) {
+		const struct mcb_diag *g = &d->v[i];
+		json_t *o = json_object();
+
+		if (g->loc.file) {
+			json_object_set_new(o, "file", json_string(g->loc.file));
+			if (g->loc.line)
+				json_object_set_new(o, "line", json_integer(g->loc.line));
+			if (g->loc.col)
+				json_object_set_new(o, "column", json_integer(g->loc.col));
+		}
+		json_object_set_new(o, "severity", json_string(sev[g->sev]));
+		json_object_set_new(o, "message", json_string(g->msg));
+		json_array_append_new(arr, o);
+	}
+}
+
+/*
+ * --json: the outcome of a build as one JSON document on stdout (schema in
+ * the README).  p and b are NULL when the build stopped before planning or
+ * running.
+ */
+static void json_outcome(int exitcode, const char *error, int no_work, struct mcb_target **t,
+			 size_t nt, const struct mcb_plan *p, const struct mcb_build *b,
+			 const struct mcb_diags *d1, const struct mcb_diags *d2)
+{
+	json_t *o = json_object(), *targets = json_array(), *diags = json_array();
+	char *text;
+	size_t i, k;
+
+	json_object_set_new(o, "mcbuild", json_string(MCB_VERSION));
+	json_object_set_new(o, "ok", json_boolean(exitcode == 0));
+	json_object_set_new(o, "exit", json_integer(exitcode));
+	json_object_set_new(o, "error", error ? json_string(error) : json_null());
+	json_object_set_new(o, "no_work", json_boolean(no_work));
+	json_object_set_new(o, "steps",
+			    json_pack("{s:I, s:I, s:I, s:I}", "planned",
+				      (json_int_t)(p ? p->nsteps : 0), "ran",
+				      (json_int_t)(b ? b->nran : 0), "cached",
+				      (json_int_t)(b ? b->ncached : 0), "failed",
+				      (json_int_t)(b ? b->nfailed : 0)));
+	for (i = 0; i < nt; i++) {
+		json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s}", "target", t[i]->path, "model",
+				      t[i]->model->name, "hardware", t[i]->hw->name, "scheme",
+				      t[i]->scheme->name, "format", t[i]->export_format);
+		const char *status = "not planned";
+		char verdict = 0, out = 0;
+
+		for (k = 0; p && k < p->ntargets; k++)
+			if (p->targets[k].target == t[i])
+				break;
+		if (p && k < p->ntargets) {
+			status = "not built";
+			if (b && b->outcome) {
+				out = b->outcome[k];
+				verdict = b->verdict[k];
+			}
+		}
+		if (verdict == 'f')
+			status = "quality gate failed";
+		else if (out == 'i')
+			status = "installed";
+		else if (out == 'u')
+			status = "up to date";
+		json_object_set_new(r, "status", json_string(status));
+		json_object_set_new(r, "verdict", verdict == 'f'   ? json_string("failed")
+						  : verdict == 'p' ? json_string("passed")
+								   : json_null());
+		if (verdict == 'f') {
+			json_t *g = json_array();
+			const char *l = b->gate_failures[k];
+
+			while (l && *l) {
+				size_t len = strcspn(l, "\n");
+
+				json_array_append_new(g, json_stringn(l, len));
+				l += len + (l[len] == '\n');
+			}
+			json_object_set_new(r, "failed_gates", g);
+		}
+		json_array_append_new(targets, r);
+	}
+	json_object_set_new(o, "targets", targets);
+	json_diags(diags, d1);
+	json_diags(diags, d2);
+	json_object_set_new(o, "diagnostics", diags);
+	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputs(text, stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+	free(text);
+	json_decref(o);
+}
+
 /* A path for messages: relative to the workspace when inside it. */
 static const char *shown(const char *path, const char *root, const char *prefix,
 			 struct mcb_arena *a)
@@ -448,7 +555,7 @@ static struct mcb_stamp *stamp_begin(const struct cli *c, const char *root,
 	const char *env = getenv("MCBUILD_CACHE");
 	int i, n = 0;
 
-	if (strcmp(c->cmd, "build") || c->dry_run || c->explain || c->stats || c->timing)
+	if (strcmp(c->cmd, "build") || c->dry_run || c->explain || c->stats || c->timing || c->json)
 		return NULL;
 	w = mcb_xcalloc((size_t)c->nargs + 4, sizeof(*w));
 	w[n++] = root;
@@ -513,6 +620,9 @@ int main(int argc, char **argv)
 	struct mcb_explain *xlog = NULL;
 	struct mcb_stamp *stamp = NULL;
 	size_t nplan_diags = 0;
+	struct mcb_diags pd;
+	const char *json_error = NULL;
+	int json_no_work = 0, planned = 0, ran = 0;
 	int quiet = 1; /* nothing but the result was said */
 	struct mcb_workspace ws;
 	struct mcb_diags diags;
@@ -575,6 +685,7 @@ int main(int argc, char **argv)
 				shown(why, root, prefix, &a));
 	}
 	mcb_diags_init(&diags);
+	mcb_diags_init(&pd);
 	memset(&ws, 0, sizeof(ws));
 	t_start = mcb_os_now_ns();
 	rc = mcb_workspace_load(&ws, root, prefix, &diags);
@@ -604,6 +715,7 @@ int main(int argc, char **argv)
 	mcb_diags_print(&diags, stderr);
 	if (rc || diags.nerr) {
 		exitcode = EXIT_FAIL;
+		json_error = "errors in the recipe or the requested targets (see diagnostics)";
 		goto out_ws;
 	}
 	if (c.what && !strcmp(c.what, "targets")) {
@@ -617,6 +729,7 @@ int main(int argc, char **argv)
 	if (ntargets == 0) {
 		fprintf(stderr, "mcbuild: error: nothing to build: %s%s declares no targets\n",
 			prefix, MCB_RECIPE_FILE);
+		json_error = "nothing to build: the recipe declares no targets";
 		exitcode = EXIT_FAIL;
 		goto out_ws;
 	}
@@ -668,13 +781,10 @@ int main(int argc, char **argv)
 	}
 	t_load = mcb_os_now_ns();
 	{
-		struct mcb_diags pd;
-
-		mcb_diags_init(&pd);
 		rc = mcb_plan_build(&plan, &a, targets, ntargets, &pd);
+		planned = 1;
 		mcb_diags_print(&pd, stderr);
 		nplan_diags = pd.n;
-		mcb_diags_release(&pd);
 		if (rc) {
 			/* as a failed step: stop, or with -k build what could be planned */
 			exitcode = EXIT_FAIL;
@@ -700,6 +810,7 @@ int main(int argc, char **argv)
 	if (mcb_os_mkdirs(mcb_path_join(&a, state, "tmp"), &e) ||
 	    mcb_store_open(cachedir, &store, &e)) {
 		fprintf(stderr, "mcbuild: error: %s\n", e.msg);
+		json_error = mcb_arena_strdup(&a, e.msg);
 		exitcode = EXIT_FAIL;
 		goto out_plan;
 	}
@@ -725,7 +836,7 @@ int main(int argc, char **argv)
 	b.opts.explain = c.explain;
 	b.opts.stats = c.stats;
 	b.opts.tty = isatty(STDOUT_FILENO) && getenv("TERM") && strcmp(getenv("TERM"), "dumb");
-	b.out = stdout;
+	b.out = c.json ? stderr : stdout;
 	b.err = stderr;
 	if ((c.what && !strcmp(c.what, "keys")) || !strcmp(c.cmd, "gc")) {
 		b.out = fopen("/dev/null", "w");
@@ -734,6 +845,7 @@ int main(int argc, char **argv)
 	}
 	t_open = mcb_os_now_ns();
 	rc = mcb_build_run(&b, &e);
+	ran = 1;
 	t_build = mcb_os_now_ns();
 	if (c.what && !strcmp(c.what, "keys")) {
 		fclose(b.out);
@@ -744,7 +856,8 @@ int main(int argc, char **argv)
 			exitcode = gc_command(store, &plan, gc_max, &a);
 	} else if (rc == 0 && !unplanned &&
 		   (c.dry_run ? b.nwould == 0 : b.nran == 0 && b.ninstalled == 0)) {
-		printf("mcbuild: no work to do.\n");
+		json_no_work = 1;
+		fprintf(c.json ? stderr : stdout, "mcbuild: no work to do.\n");
 	}
 	if (!c.dry_run && !c.what) {
 		if (mcb_statcache_save(stat, &e))
@@ -778,18 +891,33 @@ int main(int argc, char **argv)
 	}
 	if (rc) {
 		if (b.nfailed > 1)
-			fprintf(stderr, "mcbuild: error: %zu steps failed; the first: %s\n",
-				b.nfailed, b.failure);
+			json_error = mcb_arena_printf(&a, "%zu steps failed; the first: %s", b.nfailed,
+						      b.failure);
 		else
-			fprintf(stderr, "mcbuild: error: %s\n", b.failure[0] ? b.failure : e.msg);
+			json_error = mcb_arena_strdup(&a, b.failure[0] ? b.failure : e.msg);
+		fprintf(stderr, "mcbuild: error: %s\n", json_error);
 		exitcode = EXIT_FAIL;
 	}
-	if (unplanned)
+	if (unplanned) {
 		fprintf(stderr, "mcbuild: error: %zu target%s could not be planned (errors above)\n",
 			unplanned, unplanned == 1 ? "" : "s");
+		if (!json_error)
+			json_error = mcb_arena_printf(&a, "%zu target%s could not be planned", unplanned,
+						      unplanned == 1 ? "" : "s");
+	}
 out_plan:
+	if (c.json) {
+		if (exitcode && !json_error)
+			json_error = "the targets could not be planned (see diagnostics)";
+		json_outcome(exitcode, json_error, json_no_work, targets, ntargets,
+			     planned ? &plan : NULL, ran ? &b : NULL, &diags, &pd);
+		c.json = 0; /* said */
+	}
 	mcb_plan_release(&plan);
 out_ws:
+	if (c.json)
+		json_outcome(exitcode, json_error, 0, targets, ntargets, NULL, NULL, &diags, NULL);
+	mcb_diags_release(&pd);
 	mcb_stamp_free(stamp);
 	mcb_explain_close(xlog);
 	if (stat)

@@ -44,6 +44,10 @@ struct mcb_build {
 	size_t nran, ncached, nfailed, ninstalled, nuptodate;
 	size_t nwould;	    /* -n: steps and installs that would run */
 	size_t nwarned;	    /* warnings printed */
+	/* per plan target (arena): */
+	char *outcome;	      /* 'i' installed by this run, 'u' already up to date, 0 not built */
+	char *verdict;	      /* 'p' passed or ungated, 'f' quality gate failed, 0 unknown */
+	char **gate_failures; /* with 'f': the failed gates, one per line */
 	char failure[1024]; /* first failure, one line ("" when none) */
 };
 
