@@ -71,16 +71,26 @@ static void old_tmp(struct walk *w, const char *path, const struct stat *st)
 	}
 }
 
+/* opendir(dir) into *dp: 0 (*dp NULL when dir does not exist), or MCB_EIO. */
+static int open_dir(const char *dir, DIR **dp, struct mcb_errctx *e)
+{
+	*dp = opendir(dir);
+	if (!*dp && errno != ENOENT)
+		return mcb_errf(e, MCB_EIO, "cannot read '%s':", dir);
+	return 0;
+}
+
 /* One fan-out directory area/ab (dir is its path). */
 static int walk_fanout(struct walk *w, const char *area, const char *ab, const char *dir,
 		       struct mcb_errctx *e)
 {
-	DIR *dp = opendir(dir);
 	struct dirent *d;
 	struct stat st;
+	DIR *dp;
+	int rc = open_dir(dir, &dp, e);
 
-	if (!dp)
-		return errno == ENOENT ? 0 : mcb_errf(e, MCB_EIO, "cannot read '%s':", dir);
+	if (rc || !dp)
+		return rc;
 	while ((d = readdir(dp))) {
 		size_t len = strlen(d->d_name);
 		char *path, hex[MCB_HEX_LEN + 1];
@@ -119,13 +129,13 @@ static int walk_fanout(struct walk *w, const char *area, const char *ab, const c
 static int walk_area(struct walk *w, const char *root, const char *area, struct mcb_errctx *e)
 {
 	char *dir = mcb_path_join(w->a, root, area);
-	DIR *dp = opendir(dir);
 	struct dirent *d;
 	struct stat st;
-	int rc = 0;
+	DIR *dp;
+	int rc = open_dir(dir, &dp, e);
 
-	if (!dp)
-		return errno == ENOENT ? 0 : mcb_errf(e, MCB_EIO, "cannot read '%s':", dir);
+	if (rc || !dp)
+		return rc;
 	while (!rc && (d = readdir(dp))) {
 		char *path = mcb_path_join(w->a, dir, d->d_name);
 
@@ -142,12 +152,13 @@ static int walk_area(struct walk *w, const char *root, const char *area, struct 
 static int walk_quarantine(struct walk *w, const char *root, struct mcb_errctx *e)
 {
 	char *dir = mcb_path_join(w->a, root, "quarantine");
-	DIR *dp = opendir(dir);
 	struct dirent *d;
 	struct stat st;
+	DIR *dp;
+	int rc = open_dir(dir, &dp, e);
 
-	if (!dp)
-		return errno == ENOENT ? 0 : mcb_errf(e, MCB_EIO, "cannot read '%s':", dir);
+	if (rc || !dp)
+		return rc;
 	while ((d = readdir(dp))) {
 		char *path = mcb_path_join(w->a, dir, d->d_name);
 

@@ -357,19 +357,6 @@ static int report_command(struct mcb_arena *a, const char *root, const char *pre
 	return rc;
 }
 
-/* Sizes for people: 1.2 GB (powers of 1000, as mcb_parse_size's G). */
-static const char *human(uint64_t n, char *buf, size_t nbuf)
-{
-	static const char *const unit[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1000 && u < 6)
-		v /= 1000, u++;
-	snprintf(buf, nbuf, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-	return buf;
-}
-
 static int gc_live(void *ctx, const char *area, const char *hex)
 {
 	char key[8 + MCB_HEX_LEN];
@@ -417,17 +404,17 @@ static int gc_command(struct mcb_store *store, const struct mcb_plan *p, uint64_
 		return EXIT_FAIL;
 	}
 	printf("mcbuild: gc: removed %zu of %zu objects (%s)", g.removed, g.objects,
-	       human(g.removed_bytes, b1, sizeof(b1)));
+	       mcb_human_bytes(g.removed_bytes, b1, sizeof(b1)));
 	if (g.quarantine_removed || g.tmp_removed)
 		printf(", %zu quarantined and %zu temporary files (%s)", g.quarantine_removed,
-		       g.tmp_removed, human(g.other_bytes, b2, sizeof(b2)));
+		       g.tmp_removed, mcb_human_bytes(g.other_bytes, b2, sizeof(b2)));
 	printf("; the cache holds %s, %s of it used by these targets (limit %s)\n",
-	       human(g.bytes - g.removed_bytes, b1, sizeof(b1)),
-	       human(g.live_bytes, b2, sizeof(b2)), human(max, b3, sizeof(b3)));
+	       mcb_human_bytes(g.bytes - g.removed_bytes, b1, sizeof(b1)),
+	       mcb_human_bytes(g.live_bytes, b2, sizeof(b2)), mcb_human_bytes(max, b3, sizeof(b3)));
 	if (max && g.live_bytes > max)
 		fprintf(stderr,
 			"mcbuild: warning: gc: the targets' own objects (%s) exceed the limit (%s)\n",
-			human(g.live_bytes, b1, sizeof(b1)), human(max, b2, sizeof(b2)));
+			mcb_human_bytes(g.live_bytes, b1, sizeof(b1)), mcb_human_bytes(max, b2, sizeof(b2)));
 	return EXIT_OK;
 }
 

@@ -895,18 +895,6 @@ static struct mcb_plan_step *plan_export(struct planner *pl, const struct mcb_ta
 		      gguf ? gguf_out : gptq ? gptq_out : st_out, gguf ? 1 : gptq ? 3 : 2);
 }
 
-static void mark_closure(struct mcb_plan_step *s, char *seen)
-{
-	size_t i;
-
-	if (seen[s->id])
-		return;
-	seen[s->id] = 1;
-	for (i = 0; i < s->ndeps; i++)
-		if (s->deps[i].from)
-			mark_closure(s->deps[i].from, seen);
-}
-
 /* Append s's producers, then s, to out (depth first, deps in slot order),
  * each once. */
 static void post_order(struct mcb_plan_step *s, char *seen, struct mcb_plan_step **out, size_t *n)
@@ -1142,11 +1130,13 @@ static struct mcb_plan_step *plan_report(struct planner *pl, const struct mcb_ta
 static void drop_unused(struct mcb_plan *p)
 {
 	char *seen = mcb_xcalloc(p->nsteps + 1, 1);
+	struct mcb_plan_step **order = mcb_xcalloc(p->nsteps + 1, sizeof(*order));
 	size_t i, j, n = 0;
 
-	for (i = 0; i < p->ntargets; i++) {
-		mark_closure(p->targets[i].bundle, seen);
-	}
+	for (i = 0; i < p->ntargets; i++)
+		post_order(p->targets[i].bundle, seen, order, &n);
+	free(order);
+	n = 0;
 	for (i = 0; i < p->nsteps; i++) {
 		struct mcb_plan_step *s = p->steps[i];
 

@@ -1,4 +1,5 @@
 /* buf: growable byte buffer. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,4 +191,19 @@ int mcb_parse_size(const char *s, uint64_t *out)
 		return 0;
 	}
 	return -1;
+}
+
+const char *mcb_human_bytes(uint64_t b, char *buf, size_t n)
+{
+	static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	double v = (double)b;
+	int u = 0;
+
+	while (v >= 1024 && u < 6)
+		v /= 1024, u++;
+	if (u == 0)
+		snprintf(buf, n, "%" PRIu64 " bytes", b);
+	else
+		snprintf(buf, n, "%.1f %s", v, units[u]);
+	return buf;
 }

@@ -73,6 +73,7 @@
 
 #include "mcb/arena.h"
 #include "mcb/blas.h"
+#include "mcb/buf.h"
 #include "mcb/calib.h"
 #include "mcb/err.h"
 #include "mcb/model.h"
@@ -230,22 +231,6 @@ uint64_t mcb_calib_bytes(const struct mcb_llama_config *cfg, const struct mcb_ca
 	return sat_add(fixed, sat_mul(per_layer, (uint64_t)(n > 0 ? n : 0)));
 }
 
-/* "1.5 GiB" into buf. */
-static const char *human(uint64_t b, char *buf, size_t n)
-{
-	static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-	double v = (double)b;
-	int u = 0;
-
-	while (v >= 1024 && u < 6)
-		v /= 1024, u++;
-	if (u == 0)
-		snprintf(buf, n, "%" PRIu64 " bytes", b);
-	else
-		snprintf(buf, n, "%.1f %s", v, units[u]);
-	return buf;
-}
-
 static int check_opts(const struct mcb_llama_config *cfg, const struct mcb_calib_opts *o,
 		      struct mcb_errctx *e)
 {
@@ -290,14 +275,14 @@ static int check_budget(const struct mcb_llama_config *cfg, const struct mcb_cal
 		return mcb_errf(e, MCB_ERANGE,
 				"calibration statistics need %s (%s per layer) but the memory "
 				"budget is %s: not even one layer fits; raise the budget",
-				human(need, b1, sizeof(b1)), human(per_layer, b2, sizeof(b2)),
-				human(o->budget_bytes, b3, sizeof(b3)));
+				mcb_human_bytes(need, b1, sizeof(b1)), mcb_human_bytes(per_layer, b2, sizeof(b2)),
+				mcb_human_bytes(o->budget_bytes, b3, sizeof(b3)));
 	return mcb_errf(e, MCB_ERANGE,
 			"calibration statistics of %lld layers need %s (%s per layer) but the "
 			"memory budget is %s: raise the budget, or calibrate at most %" PRIu64
 			" layers per pass (layer_first, layer_count)", (long long)n,
-			human(need, b1, sizeof(b1)), human(per_layer, b2, sizeof(b2)),
-			human(o->budget_bytes, b3, sizeof(b3)), fit);
+			mcb_human_bytes(need, b1, sizeof(b1)), mcb_human_bytes(per_layer, b2, sizeof(b2)),
+			mcb_human_bytes(o->budget_bytes, b3, sizeof(b3)), fit);
 }
 
 /* Allocate n bytes (checked), zeroed when zero is set. */
@@ -314,10 +299,10 @@ static void *big_alloc(const struct set *s, uint64_t n, int zero, const char *wh
 	if (!p) {
 		if (s->layer >= 0)
 			mcb_errf(e, MCB_ENOMEM, "cannot allocate %s for blk.%d.%s's %s",
-				 human(n, b, sizeof(b)), s->layer, point_names[s->pt], what);
+				 mcb_human_bytes(n, b, sizeof(b)), s->layer, point_names[s->pt], what);
 		else
 			mcb_errf(e, MCB_ENOMEM, "cannot allocate %s for output's %s",
-				 human(n, b, sizeof(b)), what);
+				 mcb_human_bytes(n, b, sizeof(b)), what);
 	}
 	return p;
 }

@@ -46,4 +46,8 @@ int mcb_next_field(const char **p, const char *end, const char **f, size_t *n);
  * beyond 2^63. */
 int mcb_parse_size(const char *s, uint64_t *out);
 
+/* A byte count for people, into buf: "812 bytes", "1.5 GiB" (powers of
+ * 1024, one decimal).  Returns buf. */
+const char *mcb_human_bytes(uint64_t b, char *buf, size_t n);
+
 #endif
