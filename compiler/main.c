@@ -31,6 +31,7 @@
 #include "mcb/step.h"
 #include "mcb/store.h"
 #include "mcb/strmap.h"
+#include "mcb/utf8.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -418,6 +419,33 @@ static int gc_command(struct mcb_store *store, const struct mcb_plan *p, uint64_
 	return EXIT_OK;
 }
 
+/* A JSON string of s (NULL: null); bytes that are not UTF-8 (a command-line
+ * argument, text quoted from a model file) become U+FFFD. */
+static json_t *json_text(const char *s)
+{
+	struct mcb_buf b = MCB_BUF_INIT;
+	size_t n, k;
+	json_t *v;
+
+	if (!s)
+		return json_null();
+	n = strlen(s);
+	if ((k = mcb_utf8_check(s, n)) == n)
+		return json_stringn(s, n);
+	while (n) {
+		mcb_buf_add(&b, s, k);
+		if (k == n)
+			break;
+		mcb_buf_adds(&b, "\xef\xbf\xbd");
+		s += k + 1;
+		n -= k + 1;
+		k = mcb_utf8_check(s, n);
+	}
+	v = json_stringn(mcb_buf_str(&b), b.len);
+	mcb_buf_release(&b);
+	return v;
+}
+
 static void json_diags(json_t *arr, const struct mcb_diags *d)
 {
 	static const char *const sev[] = {"error", "warning", "note"};
@@ -428,14 +456,14 @@ static void json_diags(json_t *arr, const struct mcb_diags *d)
 		json_t *o = json_object();
 
 		if (g->loc.file) {
-			json_object_set_new(o, "file", json_string(g->loc.file));
+			json_object_set_new(o, "file", json_text(g->loc.file));
 			if (g->loc.line)
 				json_object_set_new(o, "line", json_integer(g->loc.line));
 			if (g->loc.col)
 				json_object_set_new(o, "column", json_integer(g->loc.col));
 		}
 		json_object_set_new(o, "severity", json_string(sev[g->sev]));
-		json_object_set_new(o, "message", json_string(g->msg));
+		json_object_set_new(o, "message", json_text(g->msg));
 		json_array_append_new(arr, o);
 	}
 }
@@ -456,7 +484,7 @@ static void json_outcome(int exitcode, const char *error, int no_work, struct mc
 	json_object_set_new(o, "mcbuild", json_string(MCB_VERSION));
 	json_object_set_new(o, "ok", json_boolean(exitcode == 0));
 	json_object_set_new(o, "exit", json_integer(exitcode));
-	json_object_set_new(o, "error", error ? json_string(error) : json_null());
+	json_object_set_new(o, "error", json_text(error));
 	json_object_set_new(o, "no_work", json_boolean(no_work));
 	json_object_set_new(o, "steps",
 			    json_pack("{s:I, s:I, s:I, s:I}", "planned",
@@ -465,9 +493,10 @@ static void json_outcome(int exitcode, const char *error, int no_work, struct mc
 				      (json_int_t)(b ? b->ncached : 0), "failed",
 				      (json_int_t)(b ? b->nfailed : 0)));
 	for (i = 0; i < nt; i++) {
-		json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s}", "target", t[i]->path, "model",
-				      t[i]->model->name, "hardware", t[i]->hw->name, "scheme",
-				      t[i]->scheme->name, "format", t[i]->export_format);
+		json_t *r = json_pack("{s:o, s:o, s:o, s:o, s:o}", "target", json_text(t[i]->path),
+				      "model", json_text(t[i]->model->name), "hardware",
+				      json_text(t[i]->hw->name), "scheme", json_text(t[i]->scheme->name),
+				      "format", json_text(t[i]->export_format));
 		const char *status = "not planned";
 		char verdict = 0, out = 0;
 
@@ -498,7 +527,10 @@ static void json_outcome(int exitcode, const char *error, int no_work, struct mc
 			while (l && *l) {
 				size_t len = strcspn(l, "\n");
 
-				json_array_append_new(g, json_stringn(l, len));
+				char *line = strndup(l, len);
+
+				json_array_append_new(g, json_text(line));
+				free(line);
 				l += len + (l[len] == '\n');
 			}
 			json_object_set_new(r, "failed_gates", g);
