@@ -84,6 +84,7 @@
 struct mcb_store {
 	char *dir;            /* cache root, malloc'ed, no trailing slash (unless "/") */
 	char *blobpath;       /* mcb_store_blob_path's last result, malloc'ed or NULL */
+	int dfd;              /* the cache root, O_PATH (-1 if it could not be opened) */
 	pthread_mutex_t lock; /* guards spare_c and spare_d */
 	ZSTD_CCtx *spare_c;   /* an idle compression context, or NULL */
 	ZSTD_DCtx *spare_d;   /* an idle decompression context, or NULL */
@@ -361,6 +362,7 @@ int mcb_store_open(const char *dir, struct mcb_store **out, struct mcb_errctx *e
 	s->dir = mcb_xmalloc(n + 1);
 	memcpy(s->dir, dir, n);
 	s->dir[n] = '\0';
+	s->dfd = open(s->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	pthread_mutex_init(&s->lock, NULL);
 	*out = s;
 	return 0;
@@ -374,6 +376,8 @@ void mcb_store_close(struct mcb_store *s)
 	ZSTD_freeCCtx(s->spare_c);
 	ZSTD_freeDCtx(s->spare_d);
 	pthread_mutex_destroy(&s->lock);
+	if (s->dfd >= 0)
+		close(s->dfd);
 	free(s->blobpath);
 	free(s->dir);
 	free(s);
@@ -404,10 +408,18 @@ int mcb_store_has(struct mcb_store *s, const struct mcb_digest *d)
 	struct stat st;
 	int ok;
 
-	mcb_arena_init(&a);
-	ok = lstat(obj_path(&a, s->dir, "cas", d), &st) == 0 && S_ISREG(st.st_mode);
-	mcb_arena_release(&a);
-	return ok;
+	char hex[MCB_HEX_LEN + 1], rel[MCB_HEX_LEN + 8];
+
+	if (s->dfd < 0) {
+		mcb_arena_init(&a);
+		ok = lstat(obj_path(&a, s->dir, "cas", d), &st) == 0 && S_ISREG(st.st_mode);
+		mcb_arena_release(&a);
+		return ok;
+	}
+	/* relative to the root: the kernel walks 3 components, not the whole path */
+	mcb_digest_hex(d, hex);
+	snprintf(rel, sizeof(rel), "cas/%.2s/%s", hex, hex + 2);
+	return fstatat(s->dfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
 /* ---- quarantine ---- */
