@@ -58,7 +58,8 @@ static const char usage_text[] =
 	"             stamp answered, and why not); explain, stats and time always\n"
 	"             run the full check\n"
 	"  --json     builds: progress to stderr, and on stdout one JSON document\n"
-	"             with the outcome (targets, verdicts, steps, diagnostics)\n"
+	"             with the outcome (targets, verdicts, steps, diagnostics);\n"
+	"             query: the answer as a JSON array\n"
 	"  --version  print the version and exit\n"
 	"  -h, --help print this help and exit\n"
 	"\n"
@@ -175,8 +176,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		argc--;
 		argv++;
 	}
-	if (c->json && (strcmp(c->cmd, "build") || c->dry_run))
-		return usage_error("--json is for builds (not %s)", c->dry_run ? "-n" : c->cmd);
+	if (c->json && ((strcmp(c->cmd, "build") && strcmp(c->cmd, "query")) || c->dry_run))
+		return usage_error("--json is for builds and queries (not %s)",
+				   c->dry_run ? "-n" : c->cmd);
 	if (!strcmp(c->cmd, "clean") && argc > 0 && !strcmp(argv[0], "--all")) {
 		c->all = 1;
 		argc--;
@@ -267,6 +269,62 @@ static void print_targets(struct mcb_target **t, size_t n)
 		       strcmp(t[i]->hw_name, t[i]->hw->name) ? t[i]->hw->name : "",
 		       strcmp(t[i]->hw_name, t[i]->hw->name) ? ")" : "", t[i]->scheme->name,
 		       t[i]->export_format);
+}
+
+static void print_json(json_t *v)
+{
+	char *text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	fputs(text, stdout);
+	fputc('\n', stdout);
+	free(text);
+	json_decref(v);
+}
+
+/* query targets --json */
+static void print_targets_json(struct mcb_target **t, size_t n)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(
+			arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "target", t[i]->path,
+				       "model", t[i]->model->name, "hardware", t[i]->hw->name,
+				       "hardware_as_written", t[i]->hw_name, "scheme",
+				       t[i]->scheme->name, "format", t[i]->export_format));
+	print_json(arr);
+}
+
+/* query steps --json, query keys --json */
+static void print_steps_json(const struct mcb_plan *p, int keys)
+{
+	char hex[MCB_HEX_LEN + 1];
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; i < p->nsteps; i++) {
+		const struct mcb_plan_step *s = p->steps[i];
+		json_t *o = json_pack("{s:s, s:s, s:i}", "label", s->label, "kind", s->kind->name,
+				      "version", s->kind->version);
+
+		if (!keys) {
+			json_object_set_new(o, "description", json_string(s->desc));
+			/* a bundle's parameters are its provenance, known at build time */
+			json_object_set(o, "params", s->target ? json_null() : s->params);
+		} else if (s->encoding) {
+			mcb_digest_hex(&s->key, hex);
+			json_object_set_new(o, "key", json_string(hex));
+			json_object_set_new(o, "state", json_string(s->state == MCB_STEP_DONE
+									? "cached"
+									: "missing"));
+		} else {
+			json_object_set_new(o, "key", json_null());
+			json_object_set_new(o, "state", json_string("pending"));
+		}
+		json_array_append_new(arr, o);
+	}
+	print_json(arr);
 }
 
 static void print_steps(const struct mcb_plan *p, int keys)
@@ -738,7 +796,12 @@ int main(int argc, char **argv)
 		goto out_ws;
 	}
 	if (c.what && !strcmp(c.what, "targets")) {
-		print_targets(c.nargs ? targets : ws.declared, c.nargs ? ntargets : ws.ndeclared);
+		if (c.json)
+			print_targets_json(c.nargs ? targets : ws.declared,
+					   c.nargs ? ntargets : ws.ndeclared);
+		else
+			print_targets(c.nargs ? targets : ws.declared,
+				      c.nargs ? ntargets : ws.ndeclared);
 		goto out_ws;
 	}
 	if (!strcmp(c.cmd, "report")) {
@@ -818,7 +881,10 @@ int main(int argc, char **argv)
 		goto out_plan;
 	}
 	if (c.what && !strcmp(c.what, "steps")) {
-		print_steps(&plan, 0);
+		if (c.json)
+			print_steps_json(&plan, 0);
+		else
+			print_steps(&plan, 0);
 		goto out_plan;
 	}
 	state = mcb_path_join(&a, root, ".mcbuild");
@@ -868,7 +934,10 @@ int main(int argc, char **argv)
 	t_build = mcb_os_now_ns();
 	if (c.what && !strcmp(c.what, "keys")) {
 		fclose(b.out);
-		print_steps(&plan, 1);
+		if (c.json)
+			print_steps_json(&plan, 1);
+		else
+			print_steps(&plan, 1);
 	} else if (!strcmp(c.cmd, "gc")) {
 		fclose(b.out);
 		if (rc == 0)
@@ -925,7 +994,7 @@ int main(int argc, char **argv)
 						      unplanned == 1 ? "" : "s");
 	}
 out_plan:
-	if (c.json) {
+	if (c.json && !strcmp(c.cmd, "build")) {
 		if (exitcode && !json_error)
 			json_error = "the targets could not be planned (see diagnostics)";
 		json_outcome(exitcode, json_error, json_no_work, targets, ntargets,
@@ -934,7 +1003,7 @@ out_plan:
 	}
 	mcb_plan_release(&plan);
 out_ws:
-	if (c.json)
+	if (c.json && !strcmp(c.cmd, "build"))
 		json_outcome(exitcode, json_error, 0, targets, ntargets, NULL, NULL, &diags, NULL);
 	mcb_diags_release(&pd);
 	mcb_stamp_free(stamp);
