@@ -13,8 +13,11 @@
  *    by file size.  While the total exceeds max_bytes, the object with the
  *    oldest mtime (then the smallest path) that is not live is removed.
  *    Objects are never rewritten (store.c), so mtime is when the object was
- *    made; live objects (what the workspace's targets use now) stay even
- *    when they alone exceed the limit.
+ *    made.  Two kinds stay even when they alone exceed the limit: live
+ *    objects (what the workspace's targets use now), and objects made in
+ *    the last hour, which a build running beside gc may be about to read
+ *    (removing them would be safe, a miss and a re-run, but a gc run in a
+ *    loop could then starve that build).
  * Files with other names are left alone.
  */
 #include <dirent.h>
@@ -115,6 +118,11 @@ static int walk_fanout(struct walk *w, const char *area, const char *ab, const c
 			w->g->live_bytes += (uint64_t)st.st_size;
 			continue;
 		}
+		if (mtime_of(&st) > w->g->now_ns - HOUR_NS) {
+			w->g->recent_objects++;
+			w->g->recent_bytes += (uint64_t)st.st_size;
+			continue;
+		}
 		if (w->n == w->cap) {
 			w->cap = w->cap ? 2 * w->cap : 256;
 			w->v = mcb_xrealloc(w->v, w->cap * sizeof(*w->v));
@@ -188,8 +196,8 @@ int mcb_store_gc(struct mcb_store *s, struct mcb_gc *g, struct mcb_errctx *e)
 	size_t i;
 	int rc;
 
-	g->objects = g->live_objects = g->removed = 0;
-	g->bytes = g->live_bytes = g->removed_bytes = 0;
+	g->objects = g->live_objects = g->recent_objects = g->removed = 0;
+	g->bytes = g->live_bytes = g->recent_bytes = g->removed_bytes = 0;
 	g->tmp_removed = g->quarantine_removed = 0;
 	g->other_bytes = 0;
 	if (!g->now_ns)

@@ -470,6 +470,9 @@ static int gc_command(struct mcb_store *store, const struct mcb_plan *p, uint64_
 	printf("; the cache holds %s, %s of it used by these targets (limit %s)\n",
 	       mcb_human_bytes(g.bytes - g.removed_bytes, b1, sizeof(b1)),
 	       mcb_human_bytes(g.live_bytes, b2, sizeof(b2)), mcb_human_bytes(max, b3, sizeof(b3)));
+	if (g.bytes - g.removed_bytes > max && g.recent_objects)
+		printf("mcbuild: gc: kept %zu objects (%s) made less than an hour ago\n",
+		       g.recent_objects, mcb_human_bytes(g.recent_bytes, b1, sizeof(b1)));
 	if (max && g.live_bytes > max)
 		fprintf(stderr,
 			"mcbuild: warning: gc: the targets' own objects (%s) exceed the limit (%s)\n",

@@ -26,7 +26,8 @@ struct mcb_gc {
 	int64_t now_ns;     /* wall clock for "older than an hour" (0: now) */
 	/* out */
 	size_t objects, live_objects, removed;  /* blobs and entries found, live, removed */
-	uint64_t bytes, live_bytes, removed_bytes;
+	size_t recent_objects;                  /* not live, but made in the last hour: kept */
+	uint64_t bytes, live_bytes, recent_bytes, removed_bytes;
 	size_t tmp_removed, quarantine_removed; /* other files removed */
 	uint64_t other_bytes;                   /* their bytes */
 };

@@ -73,9 +73,10 @@ static void test_oldest_first_live_kept(void)
 	int i;
 
 	CHECK_OK(mcb_store_open(dir, &s, &e), &e);
-	/* blob 0 is the oldest but live; 1, 2, 3 are ever newer */
+	/* blob 0 is the oldest but live; 1, 2, 3 are ever newer, all over an
+	 * hour old */
 	for (i = 0; i < 4; i++) {
-		put_blob(s, 1000 + 100 * (size_t)i, i + 1, 4000 - 1000 * i, &d[i]);
+		put_blob(s, 1000 + 100 * (size_t)i, i + 1, (5 - i) * 3600L, &d[i]);
 		snprintf(path[i], sizeof(path[i]), "%s", mcb_store_blob_path(s, &d[i]));
 		sz[i] = file_size(path[i]);
 		CHECK(sz[i] > 0);
@@ -91,6 +92,7 @@ static void test_oldest_first_live_kept(void)
 		snprintf(entry, sizeof(entry), "%s", mcb_ac_path(s, &key, &a));
 		mcb_arena_release(&a);
 	}
+	age(entry, 3600 + 60);
 	total += file_size(entry);
 
 	/* a limit that only removing blobs 1 and 2 satisfies */
@@ -130,11 +132,20 @@ static void test_oldest_first_live_kept(void)
 		CHECK_EQ(b.len, 1000);
 		mcb_buf_release(&b);
 	}
-	/* no live function: nothing is live */
+	/* no live function: nothing is live; but what was made in the last
+	 * hour stays (a build beside gc may be about to read it) */
 	g.live = NULL;
+	{
+		struct mcb_digest fresh;
+
+		put_blob(s, 300, 9, 60, &fresh);
+		snprintf(path[1], sizeof(path[1]), "%s", mcb_store_blob_path(s, &fresh));
+	}
 	CHECK_OK(mcb_store_gc(s, &g, &e), &e);
 	CHECK_EQ(g.removed, 1);
+	CHECK_EQ(g.recent_objects, 1);
 	CHECK(!mcb_os_exists(path[0]));
+	CHECK(mcb_os_exists(path[1]));
 	mcb_store_close(s);
 }
 
