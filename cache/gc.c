@@ -74,12 +74,27 @@ static void old_tmp(struct walk *w, const char *path, const struct stat *st)
 	}
 }
 
-/* opendir(dir) into *dp: 0 (*dp NULL when dir does not exist), or MCB_EIO. */
+/*
+ * opendir(dir) into *dp: 0, with *dp NULL when dir does not exist or is not
+ * a directory of its own (a symbolic link is not followed: gc removes
+ * files, and only inside the cache), or MCB_EIO.
+ */
 static int open_dir(const char *dir, DIR **dp, struct mcb_errctx *e)
 {
-	*dp = opendir(dir);
-	if (!*dp && errno != ENOENT)
+	int fd;
+
+	*dp = NULL;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+			return 0;
 		return mcb_errf(e, MCB_EIO, "cannot read '%s':", dir);
+	}
+	*dp = fdopendir(fd);
+	if (!*dp) {
+		close(fd);
+		return mcb_errf(e, MCB_EIO, "cannot read '%s':", dir);
+	}
 	return 0;
 }
 

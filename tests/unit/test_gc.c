@@ -194,6 +194,31 @@ static void test_other_files(void)
 	CHECK(mcb_os_exists(odd));
 	CHECK(!mcb_os_exists(p));
 	CHECK(mcb_os_stat(q, &st, NULL) == 0); /* the directory stays */
+
+	/* a fan-out directory that is a symbolic link to a directory outside
+	 * the cache, and one that is a file: not followed, not an error */
+	{
+		char root[4200], outside[4200], victim[4300], link[4300], hex62[63];
+
+		memset(hex62, 'a', 62);
+		hex62[62] = '\0';
+		snprintf(root, sizeof(root), "%s", dir); /* mcbt_tmpdir reuses its buffer */
+		snprintf(outside, sizeof(outside), "%s", mcbt_tmpdir());
+		snprintf(victim, sizeof(victim), "%s/%s", outside, hex62);
+		mcbt_write(victim, "not the cache's", 15);
+		age(victim, 10 * 3600);
+		snprintf(link, sizeof(link), "%s/cas/ee", root);
+		CHECK(symlink(outside, link) == 0);
+		snprintf(link, sizeof(link), "%s/ac", root);
+		CHECK(mkdir(link, 0755) == 0 || errno == EEXIST);
+		snprintf(link, sizeof(link), "%s/ac/ef", root);
+		mcbt_write(link, "x", 1);
+		g.max_bytes = 0;
+		age(blob, 2 * 3600);
+		CHECK_OK(mcb_store_gc(s, &g, &e), &e);
+		CHECK(mcb_os_exists(victim));
+		CHECK(!mcb_os_exists(blob)); /* the real blob, an old one, went */
+	}
 	mcb_store_close(s);
 
 	/* an empty cache, and one without cas/ or ac/ yet */
