@@ -46,6 +46,7 @@ struct obj {
 struct walk {
 	struct mcb_gc *g;
 	struct mcb_arena *a;
+	int64_t hour_ago; /* wall clock an hour before this gc began (ns) */
 	struct obj *v; /* candidates for removal (not live) */
 	size_t n, cap;
 };
@@ -68,7 +69,7 @@ static int64_t mtime_of(const struct stat *st)
 /* Remove path (size bytes) when it is an hour old: a dead writer's file. */
 static void old_tmp(struct walk *w, const char *path, const struct stat *st)
 {
-	if (mtime_of(st) < w->g->now_ns - HOUR_NS && unlink(path) == 0) {
+	if (mtime_of(st) < w->hour_ago && unlink(path) == 0) {
 		w->g->tmp_removed++;
 		w->g->other_bytes += (uint64_t)st->st_size;
 	}
@@ -133,7 +134,7 @@ static int walk_fanout(struct walk *w, const char *area, const char *ab, const c
 			w->g->live_bytes += (uint64_t)st.st_size;
 			continue;
 		}
-		if (mtime_of(&st) > w->g->now_ns - HOUR_NS) {
+		if (mtime_of(&st) > w->hour_ago) {
 			w->g->recent_objects++;
 			w->g->recent_bytes += (uint64_t)st.st_size;
 			continue;
@@ -215,12 +216,11 @@ int mcb_store_gc(struct mcb_store *s, struct mcb_gc *g, struct mcb_errctx *e)
 	g->bytes = g->live_bytes = g->recent_bytes = g->removed_bytes = 0;
 	g->tmp_removed = g->quarantine_removed = 0;
 	g->other_bytes = 0;
-	if (!g->now_ns)
-		g->now_ns = mcb_os_wall_ns();
 	mcb_arena_init(&a);
 	memset(&w, 0, sizeof(w));
 	w.g = g;
 	w.a = &a;
+	w.hour_ago = mcb_os_wall_ns() - HOUR_NS;
 	rc = walk_quarantine(&w, mcb_store_dir(s), e);
 	if (!rc)
 		rc = walk_area(&w, mcb_store_dir(s), "ac", e);

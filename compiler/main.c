@@ -699,7 +699,6 @@ int main(int argc, char **argv)
 	struct mcb_statcache *stat = NULL;
 	struct mcb_explain *xlog = NULL;
 	struct mcb_stamp *stamp = NULL;
-	size_t nplan_diags = 0;
 	struct mcb_diags pd;
 	const char *json_error = NULL;
 	int json_no_work = 0, planned = 0, ran = 0;
@@ -869,7 +868,6 @@ int main(int argc, char **argv)
 		rc = mcb_plan_build(&plan, &a, targets, ntargets, &pd);
 		planned = 1;
 		mcb_diags_print(&pd, stderr);
-		nplan_diags = pd.n;
 		if (rc) {
 			/* as a failed step: stop, or with -k build what could be planned */
 			exitcode = EXIT_FAIL;
@@ -962,7 +960,7 @@ int main(int argc, char **argv)
 	/* a full check that found nothing to do and said nothing else: the next
 	 * identical command may trust its files instead (cache/stamp.c) */
 	if (stamp && rc == 0 && !unplanned && b.nran == 0 && b.ninstalled == 0 &&
-	    b.nfailed == 0 && b.nwarned == 0 && quiet && diags.n == 0 && nplan_diags == 0)
+	    b.nfailed == 0 && b.nwarned == 0 && quiet && diags.n == 0 && pd.n == 0)
 		stamp_save(stamp, &ws, &b, mcb_path_join(&a, root, ".mcbuild/noop"), c.stamp, root,
 			   prefix, &a);
 	if (c.stats) {

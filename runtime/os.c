@@ -99,41 +99,48 @@ static int read_fd(int fd, const struct stat *s, const char *path, size_t max,
 	return 0;
 }
 
-int mcb_os_read_file(const char *path, size_t max, struct mcb_buf *out, struct mcb_errctx *e)
+/*
+ * Open path for reading with flags added and fstat it into *s: the
+ * descriptor, or a negative mcb_err (MCB_ENOENT; MCB_EFORMAT "not a regular
+ * file" when O_NOFOLLOW met a symbolic link; else MCB_EIO).
+ */
+static int open_stat(const char *path, int flags, struct stat *s, struct mcb_errctx *e)
 {
-	struct stat s;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
 
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == ELOOP && (flags & O_NOFOLLOW))
+			return mcb_errf(e, MCB_EFORMAT, "not a regular file");
 		return mcb_errf(e, errno == ENOENT || errno == ENOTDIR ? MCB_ENOENT : MCB_EIO,
 				"cannot open '%s':", path);
-	if (fstat(fd, &s) < 0) {
+	}
+	if (fstat(fd, s) < 0) {
 		close(fd);
 		return mcb_errf(e, MCB_EIO, "cannot stat '%s':", path);
 	}
-	return read_fd(fd, &s, path, max, out, e);
+	return fd;
+}
+
+int mcb_os_read_file(const char *path, size_t max, struct mcb_buf *out, struct mcb_errctx *e)
+{
+	struct stat s;
+	int fd = open_stat(path, 0, &s, e);
+
+	return fd < 0 ? fd : read_fd(fd, &s, path, max, out, e);
 }
 
 int mcb_os_read_regular(const char *path, size_t max, struct mcb_buf *out, struct mcb_stat *st,
 			struct mcb_errctx *e)
 {
 	struct stat s;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd;
 
 	memset(st, 0, sizeof(*st));
-	if (fd < 0) {
-		if (errno == ELOOP) { /* a symbolic link */
-			if (lstat(path, &s) == 0)
-				fill_stat(st, &s);
-			return mcb_errf(e, MCB_EFORMAT, "not a regular file");
-		}
-		return mcb_errf(e, errno == ENOENT || errno == ENOTDIR ? MCB_ENOENT : MCB_EIO,
-				"cannot open '%s':", path);
-	}
-	if (fstat(fd, &s) < 0) {
-		close(fd);
-		return mcb_errf(e, MCB_EIO, "cannot stat '%s':", path);
-	}
+	fd = open_stat(path, O_NOFOLLOW, &s, e);
+	if (fd == MCB_EFORMAT && lstat(path, &s) == 0) /* a symbolic link */
+		fill_stat(st, &s);
+	if (fd < 0)
+		return fd;
 	fill_stat(st, &s);
 	if (!S_ISREG(s.st_mode)) {
 		close(fd);
@@ -302,14 +309,9 @@ int mcb_os_map(const char *path, struct mcb_map *m, struct mcb_errctx *e)
 
 	m->data = NULL;
 	m->size = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_stat(path, 0, &s, e);
 	if (fd < 0)
-		return mcb_errf(e, errno == ENOENT || errno == ENOTDIR ? MCB_ENOENT : MCB_EIO,
-				"cannot open '%s':", path);
-	if (fstat(fd, &s) < 0) {
-		close(fd);
-		return mcb_errf(e, MCB_EIO, "cannot stat '%s':", path);
-	}
+		return fd;
 	if (!S_ISREG(s.st_mode)) {
 		close(fd);
 		return mcb_errf(e, MCB_EIO, "cannot map '%s': not a regular file", path);

@@ -23,7 +23,6 @@ struct mcb_gc {
 	 * name) must stay whatever its age; NULL: nothing is live */
 	int (*live)(void *ctx, const char *area, const char *hex);
 	void *ctx;
-	int64_t now_ns;     /* wall clock for "older than an hour" (0: now) */
 	/* out */
 	size_t objects, live_objects, removed;  /* blobs and entries found, live, removed */
 	size_t recent_objects;                  /* not live, but made in the last hour: kept */
